@@ -1,0 +1,204 @@
+"""Emulator-core benchmark (`make bench`): prints a table, writes bench/results.json.
+
+For each board, on the project's compute-heavy firmware (build/<board>/matvec.elf, a 64x64
+int16 matrix-vector product repeated to >= 50 million instructions):
+
+* raw engine MIPS: the emulator library driven directly (icicle with `icount_limit`,
+  Unicorn with `emu_start(count=...)`), no project code in the loop;
+* `emu run` MIPS under continuous power (`Machine.run()`);
+* MIPS with a power failure every 100,000 instructions;
+* snapshot and restore time (µs, mean over many);
+* MMIO cost: µs per peripheral-register access, from a two-instruction loop that writes the
+  UART transmit register.
+
+Target: >= 80 % of the raw engine's MIPS with failures every 100,000 instructions.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import emu  # noqa: E402
+from emu.elf import ElfImage  # noqa: E402
+
+BUILD = ROOT / "build"
+BOARDS = ("msp430fr5994", "cortex-m4-mram")
+FAIL_EVERY = 100_000
+
+
+def raw_msp430(image: ElfImage) -> tuple[int, float]:
+    import icicle
+
+    vm = icicle.Icicle("msp430")
+    P = icicle.MemoryProtection
+    vm.mem_map(0x0000, 0x1000, P.ReadWrite)  # peripherals as plain memory
+    vm.mem_map(0x1800, 0x200, P.ExecuteReadWrite)
+    vm.mem_map(0x1C00, 0x2000, P.ExecuteReadWrite)
+    vm.mem_map(0x4000, 0x40000, P.ExecuteReadWrite)
+    for seg in image.segments:
+        vm.mem_write(seg.address, seg.data)
+    vm.pc = int.from_bytes(vm.mem_read(0xFFFE, 2), "little")
+    return _time_raw(lambda n: _icicle_run(vm, n))
+
+
+def _icicle_run(vm, n: int) -> int:
+    start = vm.icount
+    vm.icount_limit = start + n
+    vm.run()
+    return vm.icount - start
+
+
+def raw_cortex(image: ElfImage) -> tuple[int, float]:
+    import unicorn as U
+
+    uc = U.Uc(U.UC_ARCH_ARM, U.UC_MODE_THUMB | U.UC_MODE_MCLASS)
+    uc.mem_map(0x0800_0000, 0x10_0000, U.UC_PROT_READ | U.UC_PROT_EXEC)
+    uc.mem_map(0x2000_0000, 0x2_0000, U.UC_PROT_ALL)
+    uc.mem_map(0x4000_0000, 0x10_0000, U.UC_PROT_READ | U.UC_PROT_WRITE)  # USART as plain memory
+    uc.mem_map(0x6000_0000, 0x8_0000, U.UC_PROT_READ | U.UC_PROT_WRITE)
+    uc.mem_map(0xE000_E000, 0x1000, U.UC_PROT_READ | U.UC_PROT_WRITE)
+    for seg in image.segments:
+        uc.mem_write(seg.address, seg.data)
+    from unicorn.arm_const import UC_ARM_REG_PC, UC_ARM_REG_SP
+
+    vectors = uc.mem_read(0x0800_0000, 8)
+    uc.reg_write(UC_ARM_REG_SP, int.from_bytes(vectors[:4], "little"))
+    pc = int.from_bytes(vectors[4:], "little")
+
+    def run(n: int) -> int:
+        nonlocal pc
+        uc.emu_start(pc | 1, 0xFFFF_FFFF, count=n)
+        pc = uc.reg_read(UC_ARM_REG_PC)
+        return n
+
+    return _time_raw(run)
+
+
+def _time_raw(run) -> tuple[int, float]:
+    total = 50_000_000
+    t = time.perf_counter()
+    done = run(total)
+    return done, time.perf_counter() - t
+
+
+def measure_board(board: str) -> dict:
+    elf = BUILD / board / "matvec.elf"
+    image = ElfImage.read(elf)
+    raw_n, raw_t = (raw_msp430 if board == "msp430fr5994" else raw_cortex)(image)
+    machine = emu.Machine.from_elf(elf, board)
+    start = machine.snapshot()
+
+    t = time.perf_counter()
+    result = machine.run()
+    cont_t = time.perf_counter() - t
+    assert result.outcome == "completed", result.error
+    n = result.instructions
+
+    machine.restore(start)
+    t = time.perf_counter()
+    failing = machine.run(fail_after=[FAIL_EVERY] * (n // FAIL_EVERY + 10))
+    fail_t = time.perf_counter() - t
+
+    # snapshot / restore: states along the run
+    machine.restore(start)
+    machine.step(1_000_000)
+    reps = 2000
+    t = time.perf_counter()
+    for _ in range(reps):
+        snap = machine.snapshot()
+    snap_us = (time.perf_counter() - t) / reps * 1e6
+    a = machine.snapshot()
+    machine.step(10_000)
+    b = machine.snapshot()
+    t = time.perf_counter()
+    for i in range(reps):
+        machine.restore(a if i % 2 else b)
+    restore_us = (time.perf_counter() - t) / reps * 1e6
+    # restore after running 10k instructions (what a campaign does per trial)
+    t = time.perf_counter()
+    for _ in range(200):
+        machine.restore(a)
+        machine.step(10_000)
+    run_restore = (time.perf_counter() - t) / 200
+    machine.restore(a)
+    t = time.perf_counter()
+    for _ in range(200):
+        machine.step(10_000)
+    run_only = (time.perf_counter() - t) / 200
+    restore_after_run_us = max(0.0, run_restore - run_only) * 1e6
+
+    return {
+        "board": board,
+        "instructions": n,
+        "raw_mips": raw_n / raw_t / 1e6,
+        "run_mips": n / cont_t / 1e6,
+        "fail_every_100k_mips": failing.instructions / fail_t / 1e6,
+        "power_failures": failing.power_failures,
+        "snapshot_us": snap_us,
+        "restore_us": restore_us,
+        "restore_after_10k_us": restore_after_run_us,
+        "mmio_us_per_access": mmio_cost(board),
+    }
+
+
+def mmio_cost(board: str) -> float:
+    """µs per UART-register write in a tight two-instruction loop, engine + bus."""
+    from emu.engines import Mapping, create_engine
+    from emu.boards import get_board
+    from emu.peripherals import Link, build_bus
+
+    b = get_board(board)
+    engine = create_engine(b.arch)
+    link = Link()
+    bus = build_bus(b.peripherals, link)
+    engine.map([Mapping(r.start, r.size, r.access, r.mmio) for r in b.regions], bus)
+    if b.arch == "msp430":
+        bus.write(0x05C0, 2, 0)  # UART out of reset
+        code = bytes.fromhex("8245ce05" "fd3f")  # loop: mov r5, &UCA0TXBUF ; jmp loop
+        engine.write_memory(0x4000, code)
+        engine.pc = 0x4000
+    else:
+        bus.write(0x4001_3800, 4, 0b1101)  # UE | TE | RE
+        engine.write_memory(0x0800_0000, bytes.fromhex("0160" "fce7"))  # str r1,[r0] ; b loop
+        engine.write_register("r0", 0x4001_3828)
+        engine.write_register("xpsr", 0x0100_0000)
+        engine.pc = 0x0800_0000
+    accesses = 20_000
+    t = time.perf_counter()
+    engine.run(2 * accesses)
+    dt = time.perf_counter() - t
+    assert len(link.tx) == accesses, (len(link.tx), accesses)
+    return dt / accesses * 1e6
+
+
+def main() -> int:
+    rows = [measure_board(b) for b in BOARDS]
+    header = ("board", "instr", "raw MIPS", "run MIPS", "fail/100k MIPS", "% of raw",
+              "snapshot µs", "restore µs", "restore+dirty µs", "MMIO µs")
+    lines = [" | ".join(header), " | ".join("---" for _ in header)]
+    for r in rows:
+        r["fail_vs_raw"] = r["fail_every_100k_mips"] / r["raw_mips"]
+        lines.append(" | ".join([
+            r["board"], f"{r['instructions']:,}", f"{r['raw_mips']:.1f}", f"{r['run_mips']:.1f}",
+            f"{r['fail_every_100k_mips']:.1f}", f"{100 * r['fail_vs_raw']:.0f} %",
+            f"{r['snapshot_us']:.1f}", f"{r['restore_us']:.1f}", f"{r['restore_after_10k_us']:.1f}",
+            f"{r['mmio_us_per_access']:.2f}"]))
+    table = "\n".join("| " + line + " |" for line in lines)
+    print(table)
+    out = {"machine": platform.processor() or platform.machine(), "python": platform.python_version(),
+           "results": rows, "target_fail_vs_raw": 0.8,
+           "targets_met": all(r["fail_vs_raw"] >= 0.8 for r in rows)}
+    (ROOT / "bench" / "results.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwritten bench/results.json; 80% target met: {out['targets_met']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

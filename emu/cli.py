@@ -1,0 +1,112 @@
+"""The `emu` command line. Front end only: all logic lives in `emu.machine`.
+
+Exit status: 0 completed, 1 crash or timeout, 2 usage or input error (one line, no
+traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .boards import BOARDS
+from .errors import EmuError
+from .machine import DEFAULT_MAX_INSTRUCTIONS, VOLATILE_INIT, Machine
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # usage errors exit 2 with one line
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        values = [int(part, 0) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K1,K2,... (non-negative integers), got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected K1,K2,... (non-negative integers), got {text!r}")
+    return values
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(float(text)) if "e" in text.lower() else int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="emu", description="Emulate batteryless-device firmware with exact power failures.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run an ELF through power failures")
+    run.add_argument("firmware", type=Path, metavar="FIRMWARE.elf")
+    run.add_argument("--board", choices=sorted(BOARDS), help="default: from the ELF machine type")
+    run.add_argument("--fail-after", type=_counts, default=[], metavar="K1,K2,...",
+                     help="power-on period i fails after Ki instructions; then power stays on")
+    run.add_argument("--until", metavar="SYM|ADDR", help="also complete when PC reaches this")
+    run.add_argument("--max-instructions", type=_count, default=DEFAULT_MAX_INSTRUCTIONS, metavar="N",
+                     help="timeout after N instructions in total (default 10^9)")
+    run.add_argument("--volatile-init", choices=VOLATILE_INIT, default="random",
+                     help="what SRAM and registers hold at power-on (default random)")
+    run.add_argument("--seed", type=_count, default=0, help="seed for --volatile-init random (default 0)")
+    run.add_argument("--read", action="append", default=[], metavar="SYMBOL[:NBYTES]",
+                     help="report these bytes after the run (repeatable)")
+    run.add_argument("--uart-in", type=Path, metavar="FILE", help="bytes the UART receives")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument("-v", "--verbose", action="store_true", help="report unmodeled peripheral registers")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except EmuError as exc:
+        print(f"emu: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    uart_input = b""
+    if args.uart_in is not None:
+        try:
+            uart_input = args.uart_in.read_bytes()
+        except OSError as exc:
+            raise EmuError(f"cannot read --uart-in file {args.uart_in}: {exc.strerror}") from None
+    machine = Machine.from_elf(args.firmware, args.board, volatile_init=args.volatile_init, seed=args.seed,
+                               until=args.until, max_instructions=args.max_instructions,
+                               uart_input=uart_input, observe=args.read, verbose=args.verbose)
+    result = machine.run(fail_after=args.fail_after)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print(_summary(result))
+    return 0 if result.outcome == "completed" else 1
+
+
+def _summary(result) -> str:
+    lines = [f"{result.outcome}: {result.instructions} instructions on {result.board}, "
+             f"{result.power_failures} power failure(s), stopped at pc {result.stop_pc:#x}"]
+    if len(result.power_cycles) > 1:
+        lines.append("power-on periods: " + ", ".join(str(c) for c in result.power_cycles))
+    if result.error:
+        lines.append(f"error: {result.error}")
+    if result.uart:
+        text = result.uart.decode("ascii", "backslashreplace")
+        lines.append("uart: " + text.rstrip("\n").replace("\n", "\n      "))
+    for name, data in result.reads.items():
+        lines.append(f"{name} = {data.hex()}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Reading firmware images: loadable segments and symbols (via pyelftools)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from .errors import EmuError
+
+__all__ = ["Segment", "Symbol", "ElfImage"]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A PT_LOAD segment: `data` is written at the physical (load) address when flashing."""
+
+    address: int
+    data: bytes
+    executable: bool
+
+
+@dataclass(frozen=True)
+class Symbol:
+    name: str
+    address: int
+    size: int
+
+
+@dataclass(frozen=True)
+class ElfImage:
+    path: Path
+    machine: str  # e.g. "EM_MSP430", "EM_ARM"
+    entry: int
+    segments: tuple[Segment, ...]
+    symbols: dict[str, Symbol]
+
+    @classmethod
+    def read(cls, path: str | Path) -> "ElfImage":
+        path = Path(path)
+        if not path.exists():
+            raise EmuError(f"firmware file not found: {path}")
+        if not path.is_file():
+            raise EmuError(f"firmware path is not a file: {path}")
+        try:
+            with path.open("rb") as f:
+                elf = ELFFile(f)
+                machine = elf["e_machine"]
+                segments = []
+                for seg in elf.iter_segments():
+                    if seg["p_type"] != "PT_LOAD" or seg["p_memsz"] == 0:
+                        continue
+                    data = seg.data()
+                    # .bss-like tails of a load segment are zero-filled at load time
+                    data = data + bytes(seg["p_memsz"] - len(data))
+                    segments.append(Segment(seg["p_paddr"], data, bool(seg["p_flags"] & 1)))
+                symbols: dict[str, Symbol] = {}
+                symtab = elf.get_section_by_name(".symtab")
+                if symtab is not None:
+                    for sym in symtab.iter_symbols():
+                        if not sym.name or sym["st_info"]["type"] in ("STT_FILE", "STT_SECTION"):
+                            continue
+                        if sym["st_shndx"] == "SHN_UNDEF":
+                            continue
+                        # globals win over locals of the same name
+                        if sym.name in symbols and sym["st_info"]["bind"] == "STB_LOCAL":
+                            continue
+                        symbols[sym.name] = Symbol(sym.name, sym["st_value"], sym["st_size"])
+                entry = elf["e_entry"]
+        except (ELFError, ValueError, OSError) as exc:
+            raise EmuError(f"{path}: not a valid ELF file ({exc})") from None
+        if not segments:
+            raise EmuError(f"{path}: ELF has no loadable segments")
+        return cls(path, machine, entry, tuple(segments), symbols)
+
+    def symbol(self, name: str) -> Symbol:
+        try:
+            return self.symbols[name]
+        except KeyError:
+            raise EmuError(f"unknown symbol {name!r} in {self.path.name}") from None

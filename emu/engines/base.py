@@ -1,0 +1,129 @@
+"""The interface every CPU engine implements.
+
+An engine is a CPU plus memory: it maps regions, runs until an exact retired-instruction
+count, an exit address or a fault, forwards accesses to peripheral registers (MMIO) to a
+`MmioBus`, and saves/restores its whole state. Nothing above this layer imports an
+emulator library; everything above talks to `Engine`.
+
+Counting rule shared by all engines: `instructions` is the number of instructions that
+retired since it was last set. An instruction that faults, or that sits at an exit
+address, does not retire and is not counted.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol, Sequence
+
+
+class Access(str, Enum):
+    """What a memory region allows."""
+
+    R = "r"
+    RW = "rw"
+    RX = "rx"
+    RWX = "rwx"
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """One contiguous range the engine must map.
+
+    `mmio` ranges are peripheral registers: every access goes through the MMIO bus.
+    """
+
+    start: int
+    size: int
+    access: Access
+    mmio: bool = False
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+
+class MmioBus(Protocol):
+    """Where an engine sends peripheral-register accesses."""
+
+    def read(self, address: int, size: int) -> int:
+        """Value the CPU reads; may have side effects (e.g. clearing a flag)."""
+
+    def write(self, address: int, size: int, value: int) -> None:
+        """Apply a CPU write."""
+
+
+class StopKind(str, Enum):
+    LIMIT = "limit"  # the instruction budget ran out
+    EXIT = "exit"  # PC reached an exit address (not executed)
+    FAULT = "fault"  # invalid instruction or bad memory access (not executed)
+
+
+@dataclass(frozen=True)
+class EngineStop:
+    kind: StopKind
+    pc: int
+    reason: str | None = None  # human description for FAULT
+
+
+class Engine(ABC):
+    """A CPU with memory. See the module docstring for the counting rule."""
+
+    #: register names in a fixed order (used by snapshots and the CLI)
+    register_names: Sequence[str]
+
+    @abstractmethod
+    def map(self, mappings: Sequence[Mapping], bus: MmioBus) -> None:
+        """Map memory once, before anything else. Non-MMIO memory starts as zeros."""
+
+    @abstractmethod
+    def set_exits(self, addresses: Sequence[int]) -> None:
+        """Addresses at which `run` stops before executing the instruction there."""
+
+    def scan_code(self, address: int, code: bytes) -> None:
+        """Called with each flashed segment. Engines that repair mis-executed
+        instructions place their breakpoints here; the default does nothing."""
+
+    @abstractmethod
+    def run(self, budget: int) -> EngineStop:
+        """Run from the current PC until `budget` more instructions retire, an exit
+        address is reached, or a fault. Updates `instructions`."""
+
+    @property
+    @abstractmethod
+    def instructions(self) -> int:
+        """Instructions retired since the counter was last reset."""
+
+    @abstractmethod
+    def reset_counter(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def pc(self) -> int: ...
+
+    @pc.setter
+    @abstractmethod
+    def pc(self, value: int) -> None: ...
+
+    @abstractmethod
+    def read_register(self, name: str) -> int: ...
+
+    @abstractmethod
+    def write_register(self, name: str, value: int) -> None: ...
+
+    @abstractmethod
+    def read_memory(self, address: int, size: int) -> bytes:
+        """Raw memory (MMIO ranges return their backing bytes, no side effects)."""
+
+    @abstractmethod
+    def write_memory(self, address: int, data: bytes) -> None:
+        """Raw write, also to read-only memory (this is how flashing works)."""
+
+    @abstractmethod
+    def save(self) -> object:
+        """Opaque copy of registers and all memory."""
+
+    @abstractmethod
+    def load(self, state: object) -> None:
+        """Return to a state returned by `save` on this engine."""

@@ -1,0 +1,301 @@
+"""MSP430X engine on icicle-emu (a SLEIGH-based JIT; Unicorn has no MSP430).
+
+icicle counts instructions exactly (`icount_limit`) and runs at native JIT speed. It has
+no MMIO callbacks, no memory hooks and no snapshots, so this adapter builds them:
+
+* MMIO: peripheral pages are mapped with no access. An access traps (the faulting
+  instruction is rolled back); the adapter opens just the bytes touched (read-only for a
+  read, read/write for a write), fills read values from the bus, steps the one
+  instruction, and replays traps until the instruction completes. Writes reach the bus
+  after the instruction retires, reads' side effects happen once.
+* Snapshots: writable memory is tracked in 1 KiB pages. After `save`/`load` every page is
+  write-protected; the first CPU write to a page traps, marks it dirty and re-opens it.
+  `save` copies only pages dirtied since the last save/load; `load` rewrites only pages
+  that differ. Both take microseconds.
+* ISA repairs: instructions icicle mis-executes (see docs/msp430-divergences.md) get a
+  breakpoint and are executed in Python by `msp430_fixups`.
+
+icicle counts a faulting instruction in `icount` although it does not retire; the
+adapter subtracts it back so the counting rule of `base` holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import icicle
+
+from . import msp430_fixups
+from .base import Access, Engine, EngineStop, Mapping, MmioBus, StopKind
+
+__all__ = ["IcicleEngine"]
+
+P = icicle.MemoryProtection
+EC = icicle.ExceptionCode
+RS = icicle.RunStatus
+
+PAGE = 0x400
+_PROT = {Access.R: P.ReadOnly, Access.RW: P.ReadWrite, Access.RX: P.ExecuteRead, Access.RWX: P.ExecuteReadWrite}
+# what a tracked page becomes while clean: writes trap
+_CLEAN = {Access.RW: P.ReadOnly, Access.RWX: P.ExecuteRead}
+
+REGISTERS = ("pc", "sp", "sr") + tuple(f"r{i}" for i in range(3, 16))
+_ICICLE_NAME = {"pc": "PC", "sp": "SP", "sr": "SR", **{f"r{i}": f"R{i}" for i in range(3, 16)}}
+_ICICLE_NAME.update({"r0": "PC", "r1": "SP", "r2": "SR"})
+
+# icicle's enums are not hashable: key by name
+_FAULT_TEXT = {
+    "ReadUnmapped": "read of unmapped address",
+    "WriteUnmapped": "write to unmapped address",
+    "ReadPerm": "read not permitted at",
+    "WritePerm": "write not permitted at",
+    "ExecViolation": "execution not permitted at",
+    "ReadUnaligned": "unaligned read at",
+    "WriteUnaligned": "unaligned write at",
+    "InvalidInstruction": "invalid instruction at",
+}
+
+
+@dataclass(frozen=True)
+class _State:
+    registers: tuple[int, ...]
+    pages: tuple[bytes, ...]
+    instructions: int
+
+
+class IcicleEngine(Engine):
+    register_names = REGISTERS
+
+    def __init__(self) -> None:
+        self._vm = icicle.Icicle("msp430")
+        self._bus: MmioBus | None = None
+        self._mmio: list[Mapping] = []
+        self._base = 0  # vm.icount at the last counter reset
+        self._exits: set[int] = set()
+        self._fixups: set[int] = set()
+        # dirty tracking
+        self._pages: list[tuple[int, int, Access]] = []  # (start, size, access) of tracked pages
+        self._page_index: dict[int, int] = {}  # page start -> index
+        self._shadow: list[bytes] = []
+        self._dirty: set[int] = set()
+        self._tracking = False
+
+    # -- memory map -------------------------------------------------------------------
+    def map(self, mappings: Sequence[Mapping], bus: MmioBus) -> None:
+        self._bus = bus
+        for m in mappings:
+            if m.mmio:
+                self._vm.mem_map(m.start, m.size, P.NoAccess)
+                self._mmio.append(m)
+                continue
+            self._vm.mem_map(m.start, m.size, _PROT[m.access])
+            for start in range(m.start, m.end, PAGE):
+                size = min(PAGE, m.end - start)
+                self._page_index[start] = len(self._pages)
+                self._pages.append((start, size, m.access))
+                self._shadow.append(bytes(size))
+
+    def _in_mmio(self, address: int) -> bool:
+        return any(m.start <= address < m.end for m in self._mmio)
+
+    def set_exits(self, addresses: Sequence[int]) -> None:
+        for a in self._exits - self._fixups:
+            self._vm.remove_breakpoint(a)
+        self._exits = set(addresses)
+        for a in self._exits:
+            self._vm.add_breakpoint(a)
+
+    def scan_code(self, address: int, code: bytes) -> None:
+        """Place repair breakpoints for instructions icicle mis-executes in `code`."""
+        for a in msp430_fixups.fixup_sites(code, address):
+            if a not in self._fixups:
+                self._fixups.add(a)
+                self._vm.add_breakpoint(a)
+
+    # -- running ----------------------------------------------------------------------
+    @property
+    def instructions(self) -> int:
+        return self._vm.icount - self._base
+
+    def reset_counter(self) -> None:
+        self._base = self._vm.icount
+
+    def run(self, budget: int) -> EngineStop:
+        vm = self._vm
+        limit = vm.icount + budget
+        while True:
+            vm.icount_limit = limit
+            status = vm.run()
+            if status == RS.InstructionLimit:
+                return EngineStop(StopKind.LIMIT, vm.pc)
+            if status == RS.Breakpoint:
+                pc = vm.pc
+                if pc in self._exits:
+                    return EngineStop(StopKind.EXIT, pc)
+                if pc in self._fixups:
+                    msp430_fixups.execute(self, pc)
+                    vm.icount += 1
+                    if vm.icount >= limit:
+                        return EngineStop(StopKind.LIMIT, vm.pc)
+                    continue
+                raise RuntimeError(f"unexpected breakpoint at {pc:#x}")
+            if status != RS.UnhandledException:
+                return EngineStop(StopKind.FAULT, vm.pc, f"engine stopped: {status.name}")
+            # icicle counted the instruction that did not retire
+            vm.icount -= 1
+            code, address = vm.exception_code, vm.exception_value
+            if code in (EC.ReadPerm, EC.WritePerm) and self._in_mmio(address):
+                fault = self._complete_mmio(code, address)
+                if fault:
+                    return fault
+                if vm.icount >= limit:
+                    return EngineStop(StopKind.LIMIT, vm.pc)
+                continue
+            if code == EC.WritePerm and self._tracking and self._mark_dirty(address):
+                continue
+            return EngineStop(StopKind.FAULT, vm.pc, self._describe(code, address))
+
+    def _describe(self, code, address: int) -> str:
+        text = _FAULT_TEXT.get(code.name)
+        if text is None:
+            return f"{code.name} (value {address:#x})"
+        if code == EC.InvalidInstruction:
+            return f"{text} {self._vm.pc:#x}"
+        return f"{text} {address:#x}"
+
+    # -- MMIO completion ----------------------------------------------------------------
+    def _access_width(self, pc: int) -> int:
+        """Operand width of the instruction at pc: 1, 2 or 4 (20-bit .A in 32 bits)."""
+        word = int.from_bytes(self._vm.mem_read(pc, 2), "little")
+        if word & 0xF800 == 0x1800:  # MSP430X extension word
+            nxt = int.from_bytes(self._vm.mem_read(pc + 2, 2), "little")
+            al, bw = (word >> 6) & 1, (nxt >> 6) & 1
+            return {(1, 0): 2, (1, 1): 1, (0, 1): 4}.get((al, bw), 2)
+        if word < 0x1000:  # MSP430X address instructions (MOVA, ...): 20-bit
+            return 4
+        if word >= 0x4000 or 0x1000 <= word < 0x1400:
+            return 1 if (word >> 6) & 1 else 2
+        return 2
+
+    def _complete_mmio(self, code, address: int) -> EngineStop | None:
+        vm, bus = self._vm, self._bus
+        width = self._access_width(vm.pc)
+        reads: dict[int, int] = {}
+        writes: set[int] = set()
+        opened: list[int] = []
+        try:
+            for _ in range(8):
+                a = address if width == 1 else address & ~1
+                if not self._in_mmio(a):
+                    return EngineStop(StopKind.FAULT, vm.pc, self._describe(code, address))
+                if code == EC.ReadPerm and a not in reads:
+                    value = bus.read(a, width)
+                    reads[a] = value
+                    vm.mem_protect(a, width, P.ReadWrite)
+                    vm.mem_write(a, value.to_bytes(width, "little"))
+                    vm.mem_protect(a, width, P.ReadOnly)
+                else:
+                    writes.add(a)
+                    vm.mem_protect(a, width, P.ReadWrite)
+                opened.append(a)
+                status = vm.step(1)
+                if status != RS.UnhandledException:
+                    break
+                vm.icount -= 1
+                code, address = vm.exception_code, vm.exception_value
+                if code not in (EC.ReadPerm, EC.WritePerm) or not self._in_mmio(address):
+                    if code == EC.WritePerm and self._tracking and self._mark_dirty(address):
+                        continue
+                    return EngineStop(StopKind.FAULT, vm.pc, self._describe(code, address))
+            else:
+                return EngineStop(StopKind.FAULT, vm.pc, "instruction touches too many peripheral registers")
+            for a in sorted(writes):
+                bus.write(a, width, int.from_bytes(vm.mem_read(a, width), "little"))
+            return None
+        finally:
+            for a in opened:
+                vm.mem_protect(a, width, P.NoAccess)
+
+    # -- registers and memory --------------------------------------------------------------
+    @property
+    def pc(self) -> int:
+        return self._vm.pc
+
+    @pc.setter
+    def pc(self, value: int) -> None:
+        self._vm.pc = value
+
+    def read_register(self, name: str) -> int:
+        return self._vm.reg_read(_ICICLE_NAME[name])
+
+    def write_register(self, name: str, value: int) -> None:
+        self._vm.reg_write(_ICICLE_NAME[name], value & 0xFFFFF)
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        return bytes(self._vm.mem_read(address, size))
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        # icicle's mem_write ignores page permissions, which is what flashing needs
+        self._vm.mem_write(address, bytes(data))
+        if self._tracking:
+            for start in range(address & ~(PAGE - 1), address + len(data), PAGE):
+                self._mark_dirty(start)
+
+    # -- snapshots ---------------------------------------------------------------------
+    def _mark_dirty(self, address: int) -> bool:
+        index = self._page_index.get(address & ~(PAGE - 1))
+        if index is None:
+            return False
+        start, size, access = self._pages[index]
+        if not start <= address < start + size or index in self._dirty:
+            return False
+        self._dirty.add(index)
+        if access in _CLEAN:
+            self._vm.mem_protect(start, size, _PROT[access])
+        return True
+
+    def _sync_dirty(self) -> None:
+        vm = self._vm
+        for index in self._dirty:
+            start, size, access = self._pages[index]
+            self._shadow[index] = bytes(vm.mem_read(start, size))
+            if access in _CLEAN:
+                vm.mem_protect(start, size, _CLEAN[access])
+        self._dirty.clear()
+
+    def _start_tracking(self) -> None:
+        if self._tracking:
+            return
+        vm = self._vm
+        for index, (start, size, access) in enumerate(self._pages):
+            self._shadow[index] = bytes(vm.mem_read(start, size))
+            if access in _CLEAN:
+                vm.mem_protect(start, size, _CLEAN[access])
+        self._dirty.clear()
+        self._tracking = True
+
+    def save(self) -> _State:
+        self._start_tracking()
+        self._sync_dirty()
+        vm = self._vm
+        regs = tuple(vm.reg_read(_ICICLE_NAME[r]) for r in REGISTERS)
+        return _State(regs, tuple(self._shadow), vm.icount - self._base)
+
+    def load(self, state: object) -> None:
+        assert isinstance(state, _State)
+        self._start_tracking()
+        vm = self._vm
+        shadow = self._shadow
+        for index, page in enumerate(state.pages):
+            if index in self._dirty or shadow[index] is not page:
+                start, size, access = self._pages[index]
+                if index in self._dirty or shadow[index] != page:
+                    vm.mem_write(start, page)
+                shadow[index] = page
+                if index in self._dirty and access in _CLEAN:
+                    vm.mem_protect(start, size, _CLEAN[access])
+        self._dirty.clear()
+        for name, value in zip(REGISTERS, state.registers):
+            vm.reg_write(_ICICLE_NAME[name], value)
+        self._base = vm.icount - state.instructions

@@ -1,0 +1,377 @@
+"""A board, a CPU engine, peripherals and power: the emulated device.
+
+`Machine` owns the power-failure semantics everything else relies on:
+
+* Loading an ELF is flashing: PT_LOAD segments are written at their load addresses once.
+  A reboot reloads nothing; non-volatile memory keeps exactly what the firmware wrote.
+* A power failure "after K instructions" means exactly K instructions retired in that
+  power-on period. At a failure all volatile memory, registers and peripheral state are
+  lost. At the next power-on volatile memory and registers hold what `volatile_init` says
+  (random from the seed, zeros, or what they held), then the board's reset rule applies.
+* A run ends `completed` when the CPU is about to execute a branch to itself or reaches
+  `until`; `crash` on an invalid instruction or bad access; `timeout` when
+  `max_instructions` (all periods together) run out.
+* Runs are deterministic: same ELF, options and seed give the same result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .boards import Board, Region, board_for_elf_machine, get_board
+from .elf import ElfImage
+from .engines import create_engine
+from .engines.base import Engine, EngineStop, Mapping, StopKind
+from .errors import EmuError
+from .peripherals import Link, PeripheralBus, build_bus
+
+__all__ = ["Machine", "RunResult", "Snapshot", "VOLATILE_INIT", "DEFAULT_MAX_INSTRUCTIONS"]
+
+VOLATILE_INIT = ("random", "zero", "keep")
+DEFAULT_MAX_INSTRUCTIONS = 10**9
+
+
+@dataclass
+class RunResult:
+    """What a run did. Attributes mirror `emu run --json`."""
+
+    board: str
+    outcome: str  # "completed" | "crash" | "timeout"
+    instructions: int  # all power-on periods
+    power_cycles: list[int]  # instructions retired in each period, the last is the final one
+    stop_pc: int
+    uart: bytes  # bytes the firmware sent
+    reads: dict[str, bytes] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def power_failures(self) -> int:
+        return len(self.power_cycles) - 1
+
+    def to_json(self) -> dict:
+        return {
+            "board": self.board,
+            "outcome": self.outcome,
+            "instructions": self.instructions,
+            "power_cycles": list(self.power_cycles),
+            "power_failures": self.power_failures,
+            "stop_pc": self.stop_pc,
+            "uart": self.uart.hex(),
+            "reads": {k: v.hex() for k, v in self.reads.items()},
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The whole machine state: registers, all memory, peripherals, counters, link."""
+
+    engine: object
+    bus: object
+    link: tuple[bytes, bytes]
+    powered: bool
+    cycles: tuple[int, ...]  # completed periods
+    period: int  # instructions at the start of the current period (engine counter)
+    boots: int
+
+
+class Machine:
+    """An emulated board running one firmware image. Create with `Machine.from_elf`."""
+
+    def __init__(self, image: ElfImage, board: Board, *, volatile_init: str = "random", seed: int = 0,
+                 until: int | str | None = None, max_instructions: int = DEFAULT_MAX_INSTRUCTIONS,
+                 uart_input: bytes = b"", observe: Sequence[str] = (), verbose: bool = False,
+                 engine: Engine | None = None):
+        if volatile_init not in VOLATILE_INIT:
+            raise EmuError(f"unknown volatile-init policy {volatile_init!r}; use one of {', '.join(VOLATILE_INIT)}")
+        if max_instructions < 0:
+            raise EmuError("max-instructions must be >= 0")
+        self.image, self.board = image, board
+        self.volatile_init, self.seed = volatile_init, seed
+        self.max_instructions = max_instructions
+        self.verbose = verbose
+        self.link = Link()
+        self.link.rx.extend(uart_input)
+        self.bus: PeripheralBus = build_bus(board.peripherals, self.link, self._report_unmodeled)
+        for p in self.bus.peripherals:
+            p.clock = lambda: self.engine.instructions
+        self.engine = engine or create_engine(board.arch)
+        self.engine.map([Mapping(r.start, r.size, r.access, r.mmio) for r in board.regions], self.bus)
+        self._flash(image)
+        self.observe = [self._parse_read(spec) for spec in observe]
+        exits = set(_self_branches(board.arch, image))
+        if until is not None:
+            exits.add(self.resolve_address(until))
+        self.exits = frozenset(exits)
+        self.engine.set_exits(sorted(self.exits))
+        self.engine.reset_counter()
+        self._powered = False
+        self._cycles: list[int] = []
+        self._period_start = 0
+        self._boots = 0
+        self.unmodeled_log: list[str] = []
+        self._initial = self.snapshot()
+
+    @classmethod
+    def from_elf(cls, path: str | Path, board: str | None = None, **options) -> "Machine":
+        """Flash the ELF at `path` into a new machine. `board` defaults from the ELF's
+        machine type. Options: volatile_init, seed, until, max_instructions, uart_input,
+        observe (["SYMBOL[:NBYTES]", ...]), verbose."""
+        image = ElfImage.read(path)
+        expected = board_for_elf_machine(image.machine)
+        if board is None:
+            if expected is None:
+                raise EmuError(f"{path}: ELF machine {image.machine} is not supported (MSP430 or ARM)")
+            chosen = expected
+        else:
+            chosen = get_board(board)
+            if image.machine != chosen.elf_machine:
+                raise EmuError(f"{path}: ELF machine {image.machine} does not match board {chosen.name} "
+                               f"({chosen.elf_machine}); pick another --board or rebuild the firmware")
+        return cls(image, chosen, **options)
+
+    # -- flashing ---------------------------------------------------------------------
+    def _flash(self, image: ElfImage) -> None:
+        for seg in image.segments:
+            self._check_segment(seg.address, len(seg.data))
+            self.engine.write_memory(seg.address, seg.data)
+            if seg.executable:
+                self.engine.scan_code(seg.address, seg.data)
+
+    def _check_segment(self, address: int, size: int) -> None:
+        a, end = address, address + size
+        while a < end:
+            region = self.board.region_at(a)
+            if region is None or region.mmio or region.volatile:
+                what = "outside the board's memory" if region is None else f"in {region.name}"
+                raise EmuError(
+                    f"{self.image.path.name}: segment {address:#x}..{end:#x} lies {what} at {a:#x} on board "
+                    f"{self.board.name}; link it into non-volatile memory ({self._nv_summary()})")
+            a = min(end, region.end)
+
+    def _nv_summary(self) -> str:
+        return ", ".join(f"{r.name} {r.start:#x}-{r.end - 1:#x}" for r in self.board.nonvolatile_regions)
+
+    # -- addresses and symbols -----------------------------------------------------------
+    def resolve_address(self, where: int | str) -> int:
+        """An address from an int, a number string (0x..) or a symbol name."""
+        if isinstance(where, int):
+            return where
+        try:
+            return int(where, 0)
+        except ValueError:
+            pass
+        address = self.image.symbol(where).address
+        return address & ~1 if self.board.arch == "cortex-m" else address
+
+    def _parse_read(self, spec: str) -> tuple[str, int, int]:
+        name, _, count = spec.partition(":")
+        sym = self.image.symbol(name)
+        try:
+            size = int(count, 0) if count else sym.size
+        except ValueError:
+            raise EmuError(f"bad byte count in --read {spec!r}; use SYMBOL or SYMBOL:NBYTES") from None
+        if size <= 0:
+            raise EmuError(f"symbol {name!r} has no size; give one as {name}:NBYTES")
+        return name, sym.address, size
+
+    def read_symbol(self, name: str, nbytes: int | None = None) -> bytes:
+        sym = self.image.symbol(name)
+        size = sym.size if nbytes is None else nbytes
+        if size <= 0:
+            raise EmuError(f"symbol {name!r} has no size; pass nbytes")
+        return self.read_memory(sym.address, size)
+
+    def write_symbol(self, name: str, data: bytes) -> None:
+        self.write_memory(self.image.symbol(name).address, data)
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        self._check_access(address, size)
+        return self.engine.read_memory(address, size)
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        self._check_access(address, len(data))
+        self.engine.write_memory(address, data)
+
+    def _check_access(self, address: int, size: int) -> None:
+        a, end = address, address + size
+        while a < end:
+            region = self.board.region_at(a)
+            if region is None or region.mmio:
+                raise EmuError(f"address {a:#x} is not memory on board {self.board.name}")
+            a = region.end
+
+    # -- power --------------------------------------------------------------------------
+    @property
+    def powered(self) -> bool:
+        return self._powered
+
+    @property
+    def instructions(self) -> int:
+        """Instructions retired since the machine was flashed, all periods together."""
+        return self.engine.instructions
+
+    @property
+    def period_instructions(self) -> int:
+        """Instructions retired in the current power-on period."""
+        return self.engine.instructions - self._period_start if self._powered else 0
+
+    @property
+    def boots(self) -> int:
+        return self._boots
+
+    def power_on(self) -> None:
+        """Apply power: volatile state per `volatile_init`, then the board's reset rule."""
+        if self._powered:
+            return
+        engine, board = self.engine, self.board
+        if self.volatile_init != "keep":
+            rng = np.random.default_rng([self.seed, self._boots]) if self.volatile_init == "random" else None
+            for r in board.volatile_regions:
+                data = rng.bytes(r.size) if rng is not None else bytes(r.size)
+                engine.write_memory(r.start, data)
+            for name in _GENERAL_REGISTERS[board.arch]:
+                value = int(rng.integers(0, 1 << 32)) if rng is not None else 0
+                engine.write_register(name, value)
+        if board.arch == "msp430":
+            if self.volatile_init != "keep":
+                sp = int(rng.integers(0, 1 << 16)) & ~1 if rng is not None else 0
+                engine.write_register("sp", sp)
+            engine.write_register("sr", 0)
+            engine.pc = int.from_bytes(engine.read_memory(0xFFFE, 2), "little")
+        else:
+            vectors = engine.read_memory(0x0800_0000, 8)
+            engine.write_register("sp", int.from_bytes(vectors[:4], "little") & ~3)
+            engine.write_register("lr", 0xFFFF_FFFF)
+            engine.write_register("xpsr", 0x0100_0000)
+            engine.pc = int.from_bytes(vectors[4:], "little") & ~1
+        self._boots += 1
+        self._powered = True
+        self._period_start = engine.instructions
+
+    def power_fail(self) -> None:
+        """Cut power now: the current period ends, volatile state is lost at next power-on."""
+        if not self._powered:
+            return
+        self._cycles.append(self.period_instructions)
+        self._powered = False
+        self.bus.power_off()
+
+    def step(self, count: int) -> EngineStop:
+        """Run up to `count` instructions in the current power-on period (powering on
+        first if needed); stops early at completion or a crash."""
+        if not self._powered:
+            self.power_on()
+        return self.engine.run(count)
+
+    # -- running ------------------------------------------------------------------------
+    def run(self, fail_after: Iterable[int] | None = None, max_instructions: int | None = None) -> RunResult:
+        """Run to completion, crash or timeout. `fail_after` = [K1, K2, ...]: the current
+        (or first) power-on period fails after K1 instructions in it, the next after K2,
+        and so on; then power stays on. Continues from the current state: a fresh
+        machine starts at power-on, a restored one where its snapshot was taken."""
+        schedule = [int(k) for k in (fail_after or [])]
+        if any(k < 0 for k in schedule):
+            raise EmuError("fail-after counts must be >= 0")
+        limit = self.max_instructions if max_instructions is None else max_instructions
+        engine = self.engine
+        stop: EngineStop | None = None
+        outcome, error = "timeout", None
+        while True:
+            if not self._powered:
+                self.power_on()
+            remaining = limit - engine.instructions
+            if remaining <= 0:
+                stop = EngineStop(StopKind.LIMIT, engine.pc)
+                outcome = "timeout"
+                break
+            if schedule:
+                budget = max(0, schedule[0] - self.period_instructions)
+                if budget == 0:
+                    schedule.pop(0)
+                    self.power_fail()
+                    continue
+            else:
+                budget = remaining
+            stop = engine.run(min(budget, remaining))
+            if stop.kind == StopKind.EXIT:
+                outcome = "completed"
+                break
+            if stop.kind == StopKind.FAULT:
+                outcome, error = "crash", f"{stop.reason} (pc {stop.pc:#x})"
+                break
+            if schedule and self.period_instructions >= schedule[0]:
+                schedule.pop(0)
+                self.power_fail()
+                continue
+            if engine.instructions >= limit:
+                outcome = "timeout"
+                error = f"no completion within {limit} instructions"
+                break
+        if outcome == "timeout" and error is None:
+            error = f"no completion within {limit} instructions"
+        cycles = self._cycles + [self.period_instructions]
+        reads = {name: engine.read_memory(address, size) for name, address, size in self.observe}
+        return RunResult(self.board.name, outcome, engine.instructions, cycles, stop.pc,
+                         bytes(self.link.tx), reads, error)
+
+    # -- snapshots ------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.engine.save(), self.bus.save(), self.link.save(), self._powered,
+                        tuple(self._cycles), self._period_start, self._boots)
+
+    def restore(self, snapshot: Snapshot) -> None:
+        self.engine.load(snapshot.engine)
+        self.bus.load(snapshot.bus)
+        self.link.load(snapshot.link)
+        self._powered = snapshot.powered
+        self._cycles = list(snapshot.cycles)
+        self._period_start = snapshot.period
+        self._boots = snapshot.boots
+
+    def reset(self, uart_input: bytes | None = None) -> None:
+        """Back to the just-flashed state (reusing the engine)."""
+        self.restore(self._initial)
+        if uart_input is not None:
+            self.link.rx = bytearray(uart_input)
+
+    # -- diagnostics ------------------------------------------------------------------------
+    def _report_unmodeled(self, address: int) -> None:
+        message = f"unmodeled peripheral register {address:#x}: keeps what is written, reset at power failure"
+        self.unmodeled_log.append(message)
+        if self.verbose:
+            import sys
+
+            print(f"emu: {message}", file=sys.stderr)
+
+
+_GENERAL_REGISTERS = {
+    "msp430": tuple(f"r{i}" for i in range(4, 16)),
+    "cortex-m": tuple(f"r{i}" for i in range(13)) + ("lr",),
+}
+
+
+def _self_branches(arch: str, image: ElfImage) -> Iterable[int]:
+    """Addresses of unconditional branches to themselves in the flashed code.
+
+    Every even address is checked: a match that is not an instruction start is harmless
+    because engines stop only where an instruction starts."""
+    for seg in image.segments:
+        data, base = seg.data, seg.address
+        if arch == "msp430":
+            words = np.frombuffer(data[: len(data) & ~1], dtype="<u2")
+            for i in np.flatnonzero(words == 0x3FFF):  # jmp $
+                yield base + 2 * int(i)
+            for i in np.flatnonzero(words[:-1] == 0x4030):  # br #$ (mov #$, pc)
+                if int(words[i + 1]) == (base + 2 * int(i)) & 0xFFFF:
+                    yield base + 2 * int(i)
+        else:
+            half = np.frombuffer(data[: len(data) & ~1], dtype="<u2")
+            for i in np.flatnonzero(half == 0xE7FE):  # b .
+                yield base + 2 * int(i)
+            for i in np.flatnonzero((half[:-1] == 0xF7FF) & (half[1:] == 0xBFFE)):  # b.w .
+                yield base + 2 * int(i)

@@ -1,0 +1,98 @@
+"""Peripheral models and the bus that routes MMIO accesses to them.
+
+Models are register-compatible with the real parts (addresses, flag bits, side effects),
+independent of the CPU engine. A register without a model keeps what was written and
+reads it back; all peripheral state resets at a power failure.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from .base import Link, Peripheral
+from .cortex_m import STM32USART, SysTick, SystemControlBlock
+from .msp430 import CS, EUSCIA, MPY32, PMM, WDT_A
+
+__all__ = ["Link", "Peripheral", "PeripheralBus", "build_bus", "UART_NAMES"]
+
+_FACTORIES: dict[str, Callable[[Link], list[Peripheral]]] = {
+    "msp430-eusci-a0": lambda link: [EUSCIA(0x05C0, "eusci_a0", link)],
+    "msp430-mpy32": lambda link: [MPY32(0x04C0)],
+    "msp430-system": lambda link: [WDT_A(), PMM(), CS()],
+    "stm32-usart1": lambda link: [STM32USART(0x4001_3800, "usart1", link)],
+    "cortex-m-systick": lambda link: [SysTick(0xE000_E010)],
+    "cortex-m-scb": lambda link: [SystemControlBlock(0xE000_ED00)],
+}
+
+#: the peripheral that carries the console and host protocol on each board
+UART_NAMES = ("eusci_a0", "usart1")
+
+
+class PeripheralBus:
+    """Routes MMIO accesses by address; keeps unmodeled registers as plain storage."""
+
+    def __init__(self, peripherals: Iterable[Peripheral], on_unmodeled: Callable[[int], None] | None = None):
+        self.peripherals = list(peripherals)
+        self._storage: dict[int, int] = {}  # unmodeled bytes
+        self._on_unmodeled = on_unmodeled
+        self.unmodeled: set[int] = set()
+
+    def _find(self, address: int) -> Peripheral | None:
+        for p in self.peripherals:
+            if p.base <= address < p.base + p.size:
+                return p
+        return None
+
+    def by_name(self, name: str) -> Peripheral | None:
+        return next((p for p in self.peripherals if p.name == name), None)
+
+    @property
+    def uart(self):
+        for name in UART_NAMES:
+            p = self.by_name(name)
+            if p is not None:
+                return p
+        return None
+
+    def _note(self, address: int) -> None:
+        if address not in self.unmodeled:
+            self.unmodeled.add(address)
+            if self._on_unmodeled:
+                self._on_unmodeled(address)
+
+    def read(self, address: int, size: int) -> int:
+        p = self._find(address)
+        if p is not None:
+            return p.read(address - p.base, size)
+        self._note(address)
+        return int.from_bytes(bytes(self._storage.get(address + i, 0) for i in range(size)), "little")
+
+    def write(self, address: int, size: int, value: int) -> None:
+        p = self._find(address)
+        if p is not None:
+            p.write(address - p.base, size, value)
+            return
+        self._note(address)
+        for i, b in enumerate(value.to_bytes(size, "little")):
+            self._storage[address + i] = b
+
+    def power_off(self) -> None:
+        """Everything a power failure erases."""
+        self._storage.clear()
+        for p in self.peripherals:
+            p.reset()
+
+    def save(self) -> object:
+        return (dict(self._storage), [p.save() for p in self.peripherals])
+
+    def load(self, state: object) -> None:
+        storage, states = state  # type: ignore[misc]
+        self._storage = dict(storage)
+        for p, s in zip(self.peripherals, states):
+            p.load(dict(s))
+
+
+def build_bus(names: Iterable[str], link: Link,
+              on_unmodeled: Callable[[int], None] | None = None) -> PeripheralBus:
+    """The bus for a board's peripheral list, with UARTs connected to `link`."""
+    return PeripheralBus([p for n in names for p in _FACTORIES[n](link)], on_unmodeled)

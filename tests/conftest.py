@@ -1,0 +1,32 @@
+"""Shared fixtures: the firmware build (made once per session) and machines."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build"
+BOARDS = ("msp430fr5994", "cortex-m4-mram")
+
+
+@pytest.fixture(scope="session")
+def build_dir() -> Path:
+    """The firmware build directory; runs `make firmware` (incremental) once."""
+    subprocess.run(["make", "--no-print-directory", "-C", str(ROOT / "firmware"), f"BUILD={BUILD}"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return BUILD
+
+
+@pytest.fixture(scope="session")
+def probe(build_dir):
+    """Path of an assembly probe: probe(board, name)."""
+
+    def path(board: str, name: str) -> Path:
+        p = build_dir / "probes" / board / f"{name}.elf"
+        assert p.exists(), f"probe {p} was not built"
+        return p
+
+    return path
