@@ -91,6 +91,7 @@ class Machine:
         if max_instructions < 0:
             raise EmuError("max-instructions must be >= 0")
         self.image, self.board = image, board
+        self._volatile = board.volatile_regions
         self.volatile_init, self.seed = volatile_init, seed
         self.max_instructions = max_instructions
         self.verbose = verbose
@@ -113,6 +114,7 @@ class Machine:
         self._cycles: list[int] = []
         self._period_start = 0
         self._boots = 0
+        self._pool: bytes | None = None
         self.unmodeled_log: list[str] = []
         self._initial = self.snapshot()
 
@@ -230,17 +232,16 @@ class Machine:
             return
         engine, board = self.engine, self.board
         if self.volatile_init != "keep":
-            rng = np.random.default_rng([self.seed, self._boots]) if self.volatile_init == "random" else None
-            for r in board.volatile_regions:
-                data = rng.bytes(r.size) if rng is not None else bytes(r.size)
-                engine.write_memory(r.start, data)
+            fill = self._volatile_fill()
+            for r in self._volatile:
+                engine.write_memory(r.start, fill[: r.size])
+                fill = fill[r.size :]
             for name in _GENERAL_REGISTERS[board.arch]:
-                value = int(rng.integers(0, 1 << 32)) if rng is not None else 0
-                engine.write_register(name, value)
+                engine.write_register(name, int.from_bytes(fill[:4], "little"))
+                fill = fill[4:]
         if board.arch == "msp430":
-            if self.volatile_init != "keep":
-                sp = int(rng.integers(0, 1 << 16)) & ~1 if rng is not None else 0
-                engine.write_register("sp", sp)
+            if self.volatile_init != "keep":  # SP is not set by the MSP430's reset
+                engine.write_register("sp", int.from_bytes(fill[:2], "little") & ~1)
             engine.write_register("sr", 0)
             engine.pc = int.from_bytes(engine.read_memory(0xFFFE, 2), "little")
         else:
@@ -252,6 +253,19 @@ class Machine:
         self._boots += 1
         self._powered = True
         self._period_start = engine.instructions
+
+    def _volatile_fill(self) -> memoryview:
+        """Bytes for volatile memory and registers at this boot.
+
+        `random`: a window of a per-seed pseudo-random pool, at an offset that changes
+        with every boot (cheap enough to do at every power-on); `zero`: zeros."""
+        size = sum(r.size for r in self._volatile) + 4 * 16
+        if self.volatile_init == "zero":
+            return memoryview(bytes(size))
+        if self._pool is None:
+            self._pool = np.random.default_rng(self.seed).bytes(size + _POOL_SLACK)
+        offset = (self._boots * 0x9E3779B1) % _POOL_SLACK
+        return memoryview(self._pool)[offset : offset + size]
 
     def power_fail(self) -> None:
         """Cut power now: the current period ends, volatile state is lost at next power-on."""
@@ -348,6 +362,8 @@ class Machine:
 
             print(f"emu: {message}", file=sys.stderr)
 
+
+_POOL_SLACK = 1 << 16
 
 _GENERAL_REGISTERS = {
     "msp430": tuple(f"r{i}" for i in range(4, 16)),

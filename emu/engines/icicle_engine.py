@@ -157,9 +157,10 @@ class IcicleEngine(Engine):
             return EngineStop(StopKind.FAULT, vm.pc, self._describe(code, address))
 
     def _describe(self, code, address: int) -> str:
-        text = _FAULT_TEXT.get(code.name)
+        name = str(code).rpartition(".")[2]
+        text = _FAULT_TEXT.get(name)
         if text is None:
-            return f"{code.name} (value {address:#x})"
+            return f"{name} (value {address:#x})"
         if code == EC.InvalidInstruction:
             return f"{text} {self._vm.pc:#x}"
         return f"{text} {address:#x}"
@@ -185,29 +186,26 @@ class IcicleEngine(Engine):
         writes: set[int] = set()
         opened: list[int] = []
         try:
-            for _ in range(8):
-                a = address if width == 1 else address & ~1
-                if not self._in_mmio(a):
+            for _ in range(16):
+                if code in (EC.ReadPerm, EC.WritePerm) and self._in_mmio(address):
+                    a = address if width == 1 else address & ~1
+                    if code == EC.ReadPerm and a not in reads:
+                        value = bus.read(a, width)
+                        reads[a] = value
+                        vm.mem_protect(a, width, P.ReadWrite)
+                        vm.mem_write(a, value.to_bytes(width, "little"))
+                        vm.mem_protect(a, width, P.ReadOnly)
+                    else:
+                        writes.add(a)
+                        vm.mem_protect(a, width, P.ReadWrite)
+                    opened.append(a)
+                elif not (code == EC.WritePerm and self._tracking and self._mark_dirty(address)):
                     return EngineStop(StopKind.FAULT, vm.pc, self._describe(code, address))
-                if code == EC.ReadPerm and a not in reads:
-                    value = bus.read(a, width)
-                    reads[a] = value
-                    vm.mem_protect(a, width, P.ReadWrite)
-                    vm.mem_write(a, value.to_bytes(width, "little"))
-                    vm.mem_protect(a, width, P.ReadOnly)
-                else:
-                    writes.add(a)
-                    vm.mem_protect(a, width, P.ReadWrite)
-                opened.append(a)
                 status = vm.step(1)
                 if status != RS.UnhandledException:
                     break
-                vm.icount -= 1
+                vm.icount -= 1  # rolled back: try again with this access allowed
                 code, address = vm.exception_code, vm.exception_value
-                if code not in (EC.ReadPerm, EC.WritePerm) or not self._in_mmio(address):
-                    if code == EC.WritePerm and self._tracking and self._mark_dirty(address):
-                        continue
-                    return EngineStop(StopKind.FAULT, vm.pc, self._describe(code, address))
             else:
                 return EngineStop(StopKind.FAULT, vm.pc, "instruction touches too many peripheral registers")
             for a in sorted(writes):

@@ -36,10 +36,12 @@ class PeripheralBus:
         self._storage: dict[int, int] = {}  # unmodeled bytes
         self._on_unmodeled = on_unmodeled
         self.unmodeled: set[int] = set()
+        self._touched: set[int] = set()  # peripherals accessed since the last reset
 
     def _find(self, address: int) -> Peripheral | None:
-        for p in self.peripherals:
+        for i, p in enumerate(self.peripherals):
             if p.base <= address < p.base + p.size:
+                self._touched.add(i)
                 return p
         return None
 
@@ -79,17 +81,19 @@ class PeripheralBus:
     def power_off(self) -> None:
         """Everything a power failure erases."""
         self._storage.clear()
-        for p in self.peripherals:
-            p.reset()
+        for i in self._touched:  # untouched ones are still in their reset state
+            self.peripherals[i].reset()
+        self._touched.clear()
 
     def save(self) -> object:
-        return (dict(self._storage), [p.save() for p in self.peripherals])
+        return (dict(self._storage), [p.save() for p in self.peripherals], frozenset(self._touched))
 
     def load(self, state: object) -> None:
-        storage, states = state  # type: ignore[misc]
+        storage, states, touched = state  # type: ignore[misc]
         self._storage = dict(storage)
         for p, s in zip(self.peripherals, states):
             p.load(dict(s))
+        self._touched = set(touched)
 
 
 def build_bus(names: Iterable[str], link: Link,

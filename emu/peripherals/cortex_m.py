@@ -35,8 +35,9 @@ class STM32USART(Peripheral):
             self.rx_full = True
 
     def read(self, offset: int, size: int) -> int:
-        self._pull()
         word = offset & ~3
+        if word in (ISR, RDR):  # a byte arrives when the firmware looks for one
+            self._pull()
         if word == CR1:
             value = self.cr1
         elif word == ISR:
@@ -61,7 +62,6 @@ class STM32USART(Peripheral):
             pass  # read-only
         else:
             self.regs = RegisterFile.put(self.regs, offset, size, value)
-        self._pull()
 
 
 class SysTick(Peripheral):

@@ -34,13 +34,15 @@ class EUSCIA(Peripheral):
         self.rx_full = False
 
     def _pull(self) -> None:
+        """Move the next waiting input byte into RXBUF if it is free."""
         if not self.rx_full and not (self.ctlw0 & UCSWRST) and self.link.rx:
             self.rxbuf = self.link.rx.pop(0)
             self.rx_full = True
         self.ifg = (self.ifg | UCRXIFG) if self.rx_full else (self.ifg & ~UCRXIFG)
 
     def read(self, offset: int, size: int) -> int:
-        self._pull()
+        if offset in (RXBUF, IFG, IV):  # a byte arrives when the firmware looks for one
+            self._pull()
         if offset == CTLW0:
             value = self.ctlw0
         elif offset == RXBUF:
@@ -78,7 +80,6 @@ class EUSCIA(Peripheral):
             pass  # read-only
         else:
             self.regs = RegisterFile.put(self.regs, offset, size, value)
-        self._pull()
 
 
 # MPY32 register offsets (SLAU367 "32-Bit Hardware Multiplier")
