@@ -15,7 +15,8 @@ __all__ = ["Segment", "Symbol", "ElfImage"]
 
 @dataclass(frozen=True)
 class Segment:
-    """A PT_LOAD segment: `data` is written at the physical (load) address when flashing."""
+    """The file contents of a PT_LOAD segment, written at its physical (load) address
+    when flashing."""
 
     address: int
     data: bytes
@@ -50,11 +51,11 @@ class ElfImage:
                 machine = elf["e_machine"]
                 segments = []
                 for seg in elf.iter_segments():
-                    if seg["p_type"] != "PT_LOAD" or seg["p_memsz"] == 0:
+                    # as a flasher does: only file contents are programmed; a zero-fill
+                    # tail (p_memsz > p_filesz, e.g. .bss) is the startup code's business
+                    if seg["p_type"] != "PT_LOAD" or seg["p_filesz"] == 0:
                         continue
                     data = seg.data()
-                    # .bss-like tails of a load segment are zero-filled at load time
-                    data = data + bytes(seg["p_memsz"] - len(data))
                     segments.append(Segment(seg["p_paddr"], data, bool(seg["p_flags"] & 1)))
                 symbols: dict[str, Symbol] = {}
                 symtab = elf.get_section_by_name(".symtab")

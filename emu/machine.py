@@ -246,6 +246,9 @@ class Machine:
             engine.pc = int.from_bytes(engine.read_memory(0xFFFE, 2), "little")
         else:
             vectors = engine.read_memory(0x0800_0000, 8)
+            # CONTROL first: with CONTROL.SPSEL set, "sp" would name PSP
+            for name in ("control", "primask", "basepri", "faultmask"):
+                engine.write_register(name, 0)
             engine.write_register("sp", int.from_bytes(vectors[:4], "little") & ~3)
             engine.write_register("lr", 0xFFFF_FFFF)
             engine.write_register("xpsr", 0x0100_0000)

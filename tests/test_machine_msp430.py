@@ -59,7 +59,6 @@ def test_continuous_power(nvstore):
     (4, 1),  # K-1 around the store at 5: still not written
     (5, 2),  # exactly after the store: it survives, the rerun increments again
     (6, 2),  # K+1
-    (7, 2),  # everything done but the self-branch: still a failure, rerun adds one
 ])
 def test_failure_around_the_nv_store(nvstore, k, nv_value):
     m = emu.Machine.from_elf(nvstore)
@@ -67,6 +66,12 @@ def test_failure_around_the_nv_store(nvstore, k, nv_value):
     assert r.outcome == "completed"
     assert r.power_cycles == [k, 7] and r.power_failures == 1 and r.instructions == k + 7
     assert word(m, "nv_value") == nv_value
+
+
+def test_completion_wins_over_a_failure_at_the_same_count(nvstore):
+    # after 7 instructions the CPU is about to execute the self-branch: the run is complete
+    r = emu.Machine.from_elf(nvstore).run(fail_after=[7, 3])
+    assert r.outcome == "completed" and r.power_cycles == [7] and r.power_failures == 0
 
 
 def test_nonvolatile_survives_volatile_does_not(nvstore):

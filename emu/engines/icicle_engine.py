@@ -15,8 +15,9 @@ no MMIO callbacks, no memory hooks and no snapshots, so this adapter builds them
 * ISA repairs: instructions icicle mis-executes (see docs/msp430-divergences.md) get a
   breakpoint and are executed in Python by `msp430_fixups`.
 
-icicle counts a faulting instruction in `icount` although it does not retire; the
-adapter subtracts it back so the counting rule of `base` holds.
+icicle counts an instruction whose data access faults in `icount` although it does not
+retire (fetch and decode faults are not counted); the adapter subtracts it back so the
+counting rule of `base` holds.
 """
 
 from __future__ import annotations
@@ -55,6 +56,38 @@ _FAULT_TEXT = {
     "WriteUnaligned": "unaligned write at",
     "InvalidInstruction": "invalid instruction at",
 }
+
+
+class _FixupCpu:
+    """The CPU as `msp430_fixups.execute` sees it: memory accesses to peripheral
+    registers go through the bus, like the CPU's own."""
+
+    def __init__(self, engine: "IcicleEngine"):
+        self._engine = engine
+        self.read_register = engine.read_register
+        self.write_register = engine.write_register
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        e = self._engine
+        if e._in_mmio(address):
+            return e._bus.read(address, size).to_bytes(size, "little")
+        return e.read_memory(address, size)
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        e = self._engine
+        if e._in_mmio(address):
+            e._bus.write(address, len(data), int.from_bytes(data, "little"))
+        else:
+            e.write_memory(address, data)
+
+
+_DATA_FAULTS = ("ReadUnmapped", "WriteUnmapped", "ReadPerm", "WritePerm", "ReadUnaligned", "WriteUnaligned")
+
+
+def _counted(code) -> bool:
+    """icicle counts an instruction whose data access faults (then rolls it back), but
+    not one that fails to fetch or decode."""
+    return str(code).rpartition(".")[2] in _DATA_FAULTS
 
 
 @dataclass(frozen=True)
@@ -128,13 +161,15 @@ class IcicleEngine(Engine):
             vm.icount_limit = limit
             status = vm.run()
             if status == RS.InstructionLimit:
-                return EngineStop(StopKind.LIMIT, vm.pc)
+                # budget used up on an exit: the program has completed (as on Unicorn)
+                kind = StopKind.EXIT if vm.pc in self._exits else StopKind.LIMIT
+                return EngineStop(kind, vm.pc)
             if status == RS.Breakpoint:
                 pc = vm.pc
                 if pc in self._exits:
                     return EngineStop(StopKind.EXIT, pc)
                 if pc in self._fixups:
-                    msp430_fixups.execute(self, pc)
+                    msp430_fixups.execute(_FixupCpu(self), pc)
                     vm.icount += 1
                     if vm.icount >= limit:
                         return EngineStop(StopKind.LIMIT, vm.pc)
@@ -142,9 +177,9 @@ class IcicleEngine(Engine):
                 raise RuntimeError(f"unexpected breakpoint at {pc:#x}")
             if status != RS.UnhandledException:
                 return EngineStop(StopKind.FAULT, vm.pc, f"engine stopped: {status.name}")
-            # icicle counted the instruction that did not retire
-            vm.icount -= 1
             code, address = vm.exception_code, vm.exception_value
+            if _counted(code):  # icicle counted the data access's instruction: it did not retire
+                vm.icount -= 1
             if code in (EC.ReadPerm, EC.WritePerm) and self._in_mmio(address):
                 fault = self._complete_mmio(code, address)
                 if fault:
@@ -204,8 +239,9 @@ class IcicleEngine(Engine):
                 status = vm.step(1)
                 if status != RS.UnhandledException:
                     break
-                vm.icount -= 1  # rolled back: try again with this access allowed
                 code, address = vm.exception_code, vm.exception_value
+                if _counted(code):  # rolled back: try again with this access allowed
+                    vm.icount -= 1
             else:
                 return EngineStop(StopKind.FAULT, vm.pc, "instruction touches too many peripheral registers")
             for a in sorted(writes):

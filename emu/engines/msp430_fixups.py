@@ -1,0 +1,413 @@
+"""Repairs for the MSP430 instructions that icicle-emu mis-executes.
+
+icicle's MSP430X semantics come from Ghidra's SLEIGH spec (TI430Common.sinc), not from TI.
+A differential check against mspdebug's simulator (tests/msp430_diff.py), with every
+disagreement settled by TI's MSP430FR58xx/59xx/68xx/69xx Family User's Guide (SLAU367P,
+chapter 4 "CPUX"), found the forms below wrong in icicle. The engine adapter puts an icicle
+breakpoint on every address `fixup_sites` returns and, when execution reaches one, calls
+`execute` instead of letting icicle run the instruction (it counts as one retired
+instruction). See docs/msp430-divergences.md for the table with manual references.
+
+=====  ======================================================  ==========================
+id     form (icicle wrong)                                     correct (SLAU367P)
+=====  ======================================================  ==========================
+D1     DADD/DADC .B/.W, all modes: C cleared before the add,   src + dst + C decimally,
+       so the carry in is ignored and the carry out is 0       C = BCD carry (4.6.2.16)
+D2     RRC .B/.W, all modes: V = (dst != 0 && C)               V reset (4.6.2.41)
+D3     ADDC .B/.W: V wrong when src + C overflows (src =       V = signed overflow of
+       0x7FFF/0x7F with C = 1); ADC and RLC are right          src + dst + C (4.6.2.3)
+D4     SUBC .B/.W: C wrong when src + (1 - C) wraps (src =     C/V of dst + ~src + C
+       0xFFFF/0xFF, C = 0), V wrong when it overflows (src =   (4.6.2.52)
+       0x7FFF/0x7F, C = 0); SBC is right
+D5     RRC, RRC.B, SWPB, PUSH, PUSH.B, CALL @Rn+: Rn not        Rn += 1 (.B) / 2 (4.4.5)
+       incremented; RRA.B @Rn+: Rn += 2
+D6     format I with @Rn+ source and destination Rn or X(Rn):   source (incl. increment)
+       increment applied after the destination is written       completes before the
+       (so POP SP = MOV @SP+,SP leaves SP = value + 2)           destination (4.3.2 fig.
+                                                               4-8, 4.4.5)
+D7     SXT Rn: bits 19:16 cleared                               Rn.19:8 = Rn.7 (4.6.2.57)
+D8     CALL @SP / CALL X(SP): operand read after the push       dst -> tmp before SP - 2
+                                                               (4.6.2.10)
+D9     MOV @Rn+,PC (BR @Rn+, Rn != SP): Rn not incremented      Rn += 2 (4.4.5)
+D10    symbolic operand ADDR (X(PC)) of an instruction that     (PC + X) & 0xFFFF for PC
+       is not the first of an icicle translation block: the    in the lower 64 KB
+       SLEIGH context bit ctx_isHi (set by the pspec for        (4.4.3.1)
+       0-0xFFFF) is lost, so the address is computed modulo
+       1 MB, and a source index is taken unsigned: a source
+       below the instruction is read at address + 0x10000
+D11    ADD/ADDC/SUB/SUBC/CMP/DADD/BIT/XOR/AND SR,dst: flags     the source is the SR
+       are written before the source register SR is read, so    value before the
+       the source value is the partly updated SR                instruction (4.4.1)
+=====  ======================================================  ==========================
+
+`execute` is a complete, exact model of the MSP430 (non-X) instruction set as executed by
+the MSP430X CPU of the FR5994 (20-bit registers and addresses), so it is also correct for
+the harmless false positives `fixup_sites` may return. MSP430X extended instructions
+(0x0000-0x0FFF, 0x1340-0x1FFF: address instructions, CALLA, PUSHM/POPM, extension words)
+are not modelled; `fixup_sites` never flags an address whose word is one of them, and
+`execute` raises NotImplementedError if asked to run one. Note that icicle's SLEIGH spec has
+the same flag bugs in the extended forms (DADDX, ADDCX, SUBCX, RRCX, ...) — they are not
+repaired here because mspdebug cannot check them.
+
+Choices where the manual leaves the result open (documented, not checked):
+* DADD with non-BCD digits ("the result is not defined for non-BCD numbers"): each digit
+  is added in binary with a 1-bit carry in, corrected by +6 when above 9, carry out = 1 when
+  the corrected value exceeds 15. V ("undefined") is left unchanged, as icicle does.
+* PUSH.B writes only the byte at the new SP (the high byte of the stack word is unchanged).
+* Word accesses use the even address (A0 ignored).
+"""
+
+from __future__ import annotations
+
+MASK20 = 0xFFFFF
+_NAMES = ("pc", "sp", "sr", "r3", "r4", "r5", "r6", "r7",
+          "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
+
+C_BIT, Z_BIT, N_BIT, V_BIT = 0x0001, 0x0002, 0x0004, 0x0100
+
+# format I opcodes (bits 15:12)
+MOV, ADD, ADDC, SUBC, SUB, CMP, DADD, BIT, BIC, BIS, XOR, AND = range(4, 16)
+# format II opcodes (bits 9:7)
+RRC, SWPB, RRA, SXT, PUSH, CALL, RETI = range(7)
+
+
+def divergences(word: int) -> list[str]:
+    """Ids (D1..D11, see the module docstring) of the icicle bugs an instruction whose
+    first word is `word` can hit; empty if icicle executes it correctly."""
+    word &= 0xFFFF
+    out = []
+    if word >= 0x4000:
+        op = word >> 12
+        As = (word >> 4) & 3
+        sreg = (word >> 8) & 0xF
+        Ad = (word >> 7) & 1
+        dreg = word & 0xF
+        # ADC/SBC (ADDC/SUBC #0 via R3) and RLC (ADDC Rn,Rn) decode to dedicated SLEIGH
+        # constructors whose flags are right
+        emulated = As == 0 and (sreg == 3 or (op == ADDC and Ad == 0 and sreg == dreg))
+        if op == DADD:
+            out.append("D1")
+        elif op == ADDC and not emulated:
+            out.append("D3")
+        elif op == SUBC and not emulated:
+            out.append("D4")
+        if As == 3 and sreg not in (0, 2, 3):
+            if sreg == dreg:  # @Rn+ source whose destination uses the same register
+                out.append("D6")
+            elif op == MOV and dreg == 0 and Ad == 0 and sreg != 1:  # BR @Rn+ (not RET)
+                out.append("D9")
+        if (As == 1 and sreg == 0) or (Ad == 1 and dreg == 0):  # symbolic operand
+            out.append("D10")
+        if As == 0 and sreg == 2 and op not in (MOV, BIC, BIS):  # SR as source
+            out.append("D11")
+    elif 0x1000 <= word < 0x1380:
+        code = (word >> 7) & 7
+        byte = (word >> 6) & 1
+        As = (word >> 4) & 3
+        reg = word & 0xF
+        if code == RRC:
+            out.append("D2")
+        if As == 3 and reg not in (0, 2, 3):
+            if code in (RRC, SWPB, PUSH, CALL) or (code == RRA and byte):
+                out.append("D5")
+        if code == SXT and As == 0 and reg not in (0, 2, 3):
+            out.append("D7")
+        if code == CALL and reg == 1 and As in (1, 2):
+            out.append("D8")
+        if As == 1 and reg == 0 and code != RETI:
+            out.append("D10")
+    return out
+
+
+def is_affected(word: int) -> bool:
+    """True if an instruction whose first word is `word` is one icicle can mis-execute."""
+    return bool(divergences(word))
+
+
+def fixup_sites(code: bytes, base: int) -> list[int]:
+    """Addresses (even, within [base, base+len(code))) where an instruction the engine
+    mis-executes could start. False positives are fine (a breakpoint there is harmless if
+    never executed as an instruction start); misses are not."""
+    sites = []
+    start = base + (base & 1)
+    end = base + len(code) - 1  # an instruction needs its full first word
+    for a in range(start, end, 2):
+        i = a - base
+        if is_affected(code[i] | (code[i + 1] << 8)):
+            sites.append(a)
+    return sites
+
+
+class _Exec:
+    """One instruction's execution on a snapshot of the registers."""
+
+    def __init__(self, cpu, pc: int):
+        self.cpu = cpu
+        self.r = [cpu.read_register(n) & MASK20 for n in _NAMES]
+        self.start = pc & MASK20
+        self.r[0] = (self.start + 2) & MASK20  # PC as seen while the instruction runs
+        self.dirty = set()
+
+    # -- memory ---------------------------------------------------------------------
+    def read(self, addr: int, byte: bool) -> int:
+        addr &= MASK20
+        if byte:
+            return self.cpu.read_memory(addr, 1)[0]
+        d = self.cpu.read_memory(addr & ~1, 2)
+        return d[0] | (d[1] << 8)
+
+    def write(self, addr: int, value: int, byte: bool) -> None:
+        addr &= MASK20
+        if byte:
+            self.cpu.write_memory(addr, bytes([value & 0xFF]))
+        else:
+            self.cpu.write_memory(addr & ~1, bytes([value & 0xFF, (value >> 8) & 0xFF]))
+
+    def fetch(self) -> int:
+        """Next extension word; advances PC."""
+        w = self.read(self.r[0], False)
+        self.r[0] = (self.r[0] + 2) & MASK20
+        return w
+
+    # -- registers ------------------------------------------------------------------
+    def setreg(self, n: int, value: int) -> None:
+        if n == 3:
+            return  # R3 is the constant generator: writes are discarded
+        self.r[n] = value & MASK20
+        self.dirty.add(n)
+
+    def flags(self, n=None, z=None, c=None, v=None) -> None:
+        sr = self.r[2]
+        for bit, val in ((N_BIT, n), (Z_BIT, z), (C_BIT, c), (V_BIT, v)):
+            if val is not None:
+                sr = (sr | bit) if val else (sr & ~bit)
+        self.setreg(2, sr)
+
+    @staticmethod
+    def indexed(base: int, x: int) -> int:
+        """X(Rn) for an MSP430 instruction (SLAU367 4.4.2.1/4.4.2.2)."""
+        if base & 0xF0000:
+            return (base + (x - 0x10000 if x & 0x8000 else x)) & MASK20
+        return (base + x) & 0xFFFF
+
+    # -- operands -------------------------------------------------------------------
+    def source(self, As: int, reg: int, byte: bool, for_write: bool = False):
+        """Evaluate a source (or format-II) operand. Returns (value, location) where
+        location is ('r', n), ('m', addr) or None (constant). Autoincrement is applied
+        immediately (the source completes before the destination is evaluated)."""
+        mask = 0xFF if byte else 0xFFFF
+        if reg == 3:  # constant generator R3
+            return ({0: 0, 1: 1, 2: 2, 3: mask}[As]), None
+        if reg == 2 and As >= 2:  # constant generator R2
+            return (4 if As == 2 else 8), None
+        if As == 0:
+            return self.r[reg] & mask, ("r", reg)
+        if As == 1:
+            if reg == 2:  # absolute
+                addr = self.fetch()
+            elif reg == 0:  # symbolic: relative to the extension word's address
+                ext_addr = self.r[0]
+                x = self.fetch()
+                if ext_addr & 0xF0000:
+                    addr = (ext_addr + (x - 0x10000 if x & 0x8000 else x)) & MASK20
+                else:
+                    addr = (ext_addr + x) & 0xFFFF
+            else:
+                addr = self.indexed(self.r[reg], self.fetch())
+            return self.read(addr, byte), ("m", addr)
+        addr = self.r[reg]
+        if As == 3:
+            if reg == 0:  # immediate @PC+
+                value = self.fetch() & mask
+                return value, ("m", addr)
+            step = 2 if (not byte or reg == 1) else 1
+            self.setreg(reg, addr + step)
+        return self.read(addr, byte), ("m", addr)
+
+    def destination(self, Ad: int, reg: int, byte: bool, need_value: bool):
+        mask = 0xFF if byte else 0xFFFF
+        if Ad == 0:
+            value = (0 if reg == 3 else self.r[reg] & mask) if need_value else 0
+            return value, ("r", reg)
+        if reg == 2:
+            addr = self.fetch()
+        elif reg == 0:
+            ext_addr = self.r[0]
+            x = self.fetch()
+            if ext_addr & 0xF0000:
+                addr = (ext_addr + (x - 0x10000 if x & 0x8000 else x)) & MASK20
+            else:
+                addr = (ext_addr + x) & 0xFFFF
+        elif reg == 3:
+            raise NotImplementedError("X(R3) destination")
+        else:
+            addr = self.indexed(self.r[reg], self.fetch())
+        return (self.read(addr, byte) if need_value else 0), ("m", addr)
+
+    def store(self, loc, value: int, byte: bool, sxt_reg: bool = False) -> None:
+        if loc is None:
+            return
+        kind, where = loc
+        if kind == "m":
+            self.write(where, value, byte)
+        elif sxt_reg:
+            self.setreg(where, value)
+        else:
+            self.setreg(where, value & (0xFF if byte else 0xFFFF))
+
+    # -- instructions ---------------------------------------------------------------
+    def run(self) -> None:
+        word = self.read(self.start, False)
+        if word >= 0x4000:
+            self.format1(word)
+        elif word >= 0x2000:
+            self.jump(word)
+        elif 0x1000 <= word < 0x1380:
+            self.format2(word)
+        else:
+            raise NotImplementedError(f"not an MSP430 core instruction: {word:#06x}")
+        self.commit()
+
+    def commit(self) -> None:
+        cpu = self.cpu
+        for n in sorted(self.dirty - {0}):
+            cpu.write_register(_NAMES[n], self.r[n])
+        cpu.write_register("pc", self.r[0])
+
+    def format1(self, word: int) -> None:
+        op = word >> 12
+        sreg = (word >> 8) & 0xF
+        Ad = (word >> 7) & 1
+        byte = bool(word & 0x40)
+        As = (word >> 4) & 3
+        dreg = word & 0xF
+        bits = 8 if byte else 16
+        mask = (1 << bits) - 1
+        msb = 1 << (bits - 1)
+
+        src, _ = self.source(As, sreg, byte)
+        dst, loc = self.destination(Ad, dreg, byte, need_value=op != MOV)
+        sr = self.r[2]
+        carry = sr & C_BIT
+        res = None
+        if op == MOV:
+            res = src
+        elif op in (ADD, ADDC, SUB, SUBC, CMP):
+            if op in (SUB, SUBC, CMP):
+                s = ~src & mask
+                cin = 1 if op in (SUB, CMP) else carry
+            else:
+                s = src
+                cin = carry if op == ADDC else 0
+            total = dst + s + cin
+            r = total & mask
+            self.flags(n=r & msb, z=r == 0, c=total >> bits,
+                       v=(~(dst ^ s) & (dst ^ r) & msb))
+            if op != CMP:
+                res = r
+        elif op == DADD:
+            r, c = 0, carry
+            for i in range(0, bits, 4):
+                t = ((dst >> i) & 0xF) + ((src >> i) & 0xF) + c
+                if t > 9:
+                    t += 6
+                r |= (t & 0xF) << i
+                c = 1 if t > 0xF else 0
+            self.flags(n=r & msb, z=r == 0, c=c)  # V: undefined, left unchanged
+            res = r
+        elif op in (BIT, AND):
+            r = src & dst
+            self.flags(n=r & msb, z=r == 0, c=r != 0, v=False)
+            if op == AND:
+                res = r
+        elif op == BIC:
+            res = dst & ~src & mask
+        elif op == BIS:
+            res = dst | src
+        elif op == XOR:
+            r = src ^ dst
+            self.flags(n=r & msb, z=r == 0, c=r != 0, v=(src & dst & msb))
+            res = r
+        if res is not None:
+            self.store(loc, res, byte)
+
+    def format2(self, word: int) -> None:
+        code = (word >> 7) & 7
+        byte = bool(word & 0x40)
+        As = (word >> 4) & 3
+        reg = word & 0xF
+        if code == RETI:
+            if word != 0x1300:
+                raise NotImplementedError(f"not an MSP430 core instruction: {word:#06x}")
+            sp = self.r[1]
+            srword = self.read(sp, False)
+            pcword = self.read(sp + 2, False)
+            self.setreg(2, srword & 0x0FFF)
+            self.setreg(1, sp + 4)
+            self.r[0] = (pcword | ((srword & 0xF000) << 4)) & MASK20
+            return
+        if byte and code in (SWPB, SXT, CALL):
+            raise NotImplementedError(f"invalid byte form: {word:#06x}")
+        bits = 8 if byte else 16
+        msb = 1 << (bits - 1)
+
+        if code == PUSH:
+            if As == 0:  # register: read after the decrement (SLAU367 fig. 4-8, PUSH SP)
+                sp = (self.r[1] - 2) & MASK20
+                self.setreg(1, sp)
+                value, _ = self.source(0, reg, byte)
+            else:
+                value, _ = self.source(As, reg, byte)
+                sp = (self.r[1] - 2) & MASK20
+                self.setreg(1, sp)
+            self.write(sp, value, byte)
+            return
+        if code == CALL:
+            target, _ = self.source(As, reg, False)  # dst -> tmp first (SLAU367 4.6.2.10)
+            sp = (self.r[1] - 2) & MASK20
+            self.setreg(1, sp)
+            self.write(sp, self.r[0] & 0xFFFF, False)
+            self.r[0] = target & 0xFFFF
+            return
+
+        value, loc = self.source(As, reg, byte)
+        if code == RRC:
+            res = (value >> 1) | (msb if self.r[2] & C_BIT else 0)
+            self.flags(n=res & msb, z=res == 0, c=value & 1, v=False)
+            self.store(loc, res, byte)
+        elif code == RRA:
+            res = (value >> 1) | (value & msb)
+            self.flags(n=res & msb, z=res == 0, c=value & 1, v=False)
+            self.store(loc, res, byte)
+        elif code == SWPB:
+            self.store(loc, ((value & 0xFF) << 8) | (value >> 8), False)
+        elif code == SXT:
+            res = (value & 0xFF) | (0xFF00 if value & 0x80 else 0)
+            self.flags(n=res & 0x8000, z=res == 0, c=res != 0, v=False)
+            if loc is not None and loc[0] == "r":
+                self.store(loc, res | (0xF0000 if value & 0x80 else 0), False, sxt_reg=True)
+            else:
+                self.store(loc, res, False)
+
+    def jump(self, word: int) -> None:
+        cond = (word >> 10) & 7
+        off = word & 0x3FF
+        if off & 0x200:
+            off -= 0x400
+        sr = self.r[2]
+        n = bool(sr & N_BIT)
+        v = bool(sr & V_BIT)
+        taken = (
+            not sr & Z_BIT, bool(sr & Z_BIT), not sr & C_BIT, bool(sr & C_BIT),
+            n, n == v, n != v, True,
+        )[cond]
+        if taken:
+            self.r[0] = (self.start + 2 + 2 * off) & MASK20
+
+
+def execute(cpu, pc: int) -> None:
+    """Execute the one instruction at pc as the real CPU does: update registers (incl.
+    PC and SR flags) and memory. `cpu` has read_register(name)->int,
+    write_register(name, value), read_memory(address, size)->bytes,
+    write_memory(address, data); register names are lowercase 'pc','sp','sr','r3'..'r15'."""
+    _Exec(cpu, pc).run()

@@ -1,0 +1,655 @@
+"""Cortex-M4 engine on Unicorn 2.1 (QEMU TCG), with exact instruction counting.
+
+What it adds to Unicorn, and why:
+
+* Exact counting without a Python call per instruction. Unicorn's `count=` of
+  `emu_start` is compiled into translated blocks (blocks translated during an
+  uncounted run are later reused without counting) and reports nothing when
+  emulation stops early at an exit or a fault. Instead one native UC_HOOK_CODE
+  hook (`_ucount.c`) is registered before anything is translated, so every block
+  calls it. It counts, and calls `uc_emu_stop` when the budget is used up; that
+  stop takes effect before the hooked instruction executes, so the instruction
+  at the limit is neither executed nor counted.
+
+* What counts as one instruction. Every Thumb instruction counts as one, except
+  that an IT instruction together with the instructions of its IT block counts as
+  ONE instruction: Unicorn cannot stop inside an IT block (it reverts stop
+  requests there), so this is the only unit at which every budget can be honoured
+  exactly. WFI, WFE, YIELD and SEV retire as ordinary instructions and never stop
+  a run (nothing here models sleep).
+
+* Stops. LIMIT: exactly `budget` instructions retired. EXIT: pc is an exit
+  address, that instruction not executed (if the budget runs out exactly there,
+  EXIT is reported; a run that starts on an exit returns EXIT at once). FAULT:
+  invalid instruction, unmapped access, write to a read-only region, fetch from a
+  non-executable region, or a CPU exception Unicorn does not model for Cortex-M
+  (SVC, BKPT, ...): the faulting instruction did not retire, is not counted, and
+  pc and `EngineStop.pc` are its address. A data fault inside an IT block is
+  reported at the faulting instruction, but Unicorn has run the rest of that
+  block (and the block's unit stays counted: its IT instruction retired).
+
+* Memory lives in one host buffer mapped with `mem_map_ptr`, so aliases share bytes
+  (flash at 0x08000000 is also visible at 0x00000000: see `DEFAULT_ALIASES`),
+  raw reads/writes are plain memory copies, and snapshots copy pages directly.
+  Access.RX regions are mapped without write permission, so a CPU store to flash is
+  a FAULT, while `write_memory` (flashing) writes the host buffer and drops the
+  translated code over those bytes (through every alias).
+
+* MMIO ranges are `uc_mmio_map` regions whose callbacks forward to the bus (no host
+  memory behind the 512 MiB peripheral window). If the bus raises, run() re-raises
+  it; Unicorn abandons the accessing instruction (pc stays on it, not counted), so
+  resuming repeats the access. Raw `read_memory`/`write_memory` on MMIO ranges use
+  a side-effect-free shadow (zeros until written), never the bus.
+
+* Fast save()/load(). Unicorn runs in virtual-TLB mode with a native TLB-fill hook
+  that identity-maps pages and marks a page dirty on a write fill. After the TLB is
+  flushed (at every save/load) the first store to a page must refill, so every
+  written page is seen, at no cost per store. A state is a list of immutable 1 KiB
+  pages shared with earlier states (only dirty pages are copied) plus Unicorn's CPU
+  context (all registers, banked stack pointers, FPU, IT state) and the counter.
+  load() rewrites only pages that differ (dirty since the last save/load, or held
+  as different page objects) and drops translations of rewritten executable pages.
+  States can be loaded in any order, any number of times, on the engine that
+  saved them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import mmap
+from dataclasses import dataclass
+from typing import Sequence
+
+from unicorn import (
+    UC_ARCH_ARM,
+    UC_ERR_OK,
+    UC_HOOK_CODE,
+    UC_HOOK_INSN_INVALID,
+    UC_HOOK_INTR,
+    UC_HOOK_MEM_INVALID,
+    UC_HOOK_TLB_FILL,
+    UC_MODE_THUMB,
+    UC_PROT_EXEC,
+    UC_PROT_READ,
+    UC_PROT_WRITE,
+    UC_TLB_VIRTUAL,
+    Uc,
+    UcError,
+)
+from unicorn import arm_const as A
+from unicorn import unicorn_const as C
+from unicorn.unicorn_py3.unicorn import (
+    MMIO_READ_CFUNC,
+    MMIO_WRITE_CFUNC,
+    uc_hook_h,
+    uclib,
+)
+
+from .base import Access, Engine, EngineStop, Mapping, MmioBus, StopKind
+
+try:
+    from . import _ucount
+except ImportError as exc:  # pragma: no cover - build problem, not logic
+    raise ImportError(
+        "emu.engines._ucount is not built; run `pip install -e .` or "
+        "`python setup.py build_ext --inplace` in the project root"
+    ) from exc
+
+__all__ = ["UnicornEngine", "DEFAULT_ALIASES", "PAGE_SIZE"]
+
+#: Unicorn's ARM target page: mapping granularity and snapshot page size.
+PAGE_SIZE = 1024
+_PAGE_SHIFT = 10
+
+#: alias start -> start of the mapping it mirrors (cortex-m4-mram board: flash alias).
+DEFAULT_ALIASES = {0x0000_0000: 0x0800_0000}
+
+_PERMS = {
+    Access.R: UC_PROT_READ,
+    Access.RW: UC_PROT_READ | UC_PROT_WRITE,
+    Access.RX: UC_PROT_READ | UC_PROT_EXEC,
+    Access.RWX: UC_PROT_READ | UC_PROT_WRITE | UC_PROT_EXEC,
+}
+
+# name -> (unicorn id for reading, unicorn id for writing)
+_REGISTERS: dict[str, tuple[int, int]] = {f"r{i}": (A.UC_ARM_REG_R0 + i,) * 2 for i in range(13)}
+_REGISTERS.update({
+    "sp": (A.UC_ARM_REG_SP,) * 2,
+    "lr": (A.UC_ARM_REG_LR,) * 2,
+    "pc": (A.UC_ARM_REG_PC,) * 2,
+    # XPSR reads APSR|IPSR|EPSR; the NZCVQG variant also writes GE (plain XPSR does not)
+    "xpsr": (A.UC_ARM_REG_XPSR, A.UC_ARM_REG_XPSR_NZCVQG),
+    "msp": (A.UC_ARM_REG_MSP,) * 2,
+    "psp": (A.UC_ARM_REG_PSP,) * 2,
+    "control": (A.UC_ARM_REG_CONTROL,) * 2,
+    "primask": (A.UC_ARM_REG_PRIMASK,) * 2,
+    "basepri": (A.UC_ARM_REG_BASEPRI,) * 2,
+    "faultmask": (A.UC_ARM_REG_FAULTMASK,) * 2,
+})
+
+# accessed with MRS/MSR privilege rules by QEMU: see UnicornEngine._privileged
+_PRIVILEGED_REGISTERS = frozenset({"msp", "psp", "control", "primask", "basepri", "faultmask"})
+
+_MEM_FAULTS = {
+    C.UC_MEM_READ_UNMAPPED: "read from unmapped address",
+    C.UC_MEM_WRITE_UNMAPPED: "write to unmapped address",
+    C.UC_MEM_FETCH_UNMAPPED: "instruction fetch from unmapped address",
+    C.UC_MEM_WRITE_PROT: "write to read-only address",
+    C.UC_MEM_READ_PROT: "read from unreadable address",
+    C.UC_MEM_FETCH_PROT: "instruction fetch from non-executable address",
+}
+_DATA_FAULTS = frozenset({C.UC_MEM_READ_UNMAPPED, C.UC_MEM_WRITE_UNMAPPED, C.UC_MEM_WRITE_PROT,
+                          C.UC_MEM_READ_PROT})
+_ERR_FAULTS = {
+    C.UC_ERR_READ_UNMAPPED: "read from unmapped memory",
+    C.UC_ERR_WRITE_UNMAPPED: "write to unmapped memory",
+    C.UC_ERR_FETCH_UNMAPPED: "instruction fetch from unmapped memory",
+    C.UC_ERR_WRITE_PROT: "write to read-only memory",
+    C.UC_ERR_READ_PROT: "read from unreadable memory",
+    C.UC_ERR_FETCH_PROT: "instruction fetch from non-executable memory",
+    C.UC_ERR_READ_UNALIGNED: "unaligned read",
+    C.UC_ERR_WRITE_UNALIGNED: "unaligned write",
+    C.UC_ERR_FETCH_UNALIGNED: "unaligned instruction fetch",
+    C.UC_ERR_EXCEPTION: "unhandled CPU exception",
+}
+# QEMU's EXCP_* numbers (target/arm/cpu.h) as seen by UC_HOOK_INTR
+_EXCEPTIONS = {
+    1: "undefined instruction", 2: "SVC (supervisor call)", 3: "prefetch abort", 4: "data abort",
+    5: "IRQ", 6: "FIQ", 7: "BKPT (breakpoint)", 8: "exception return (EXC_RETURN), not modelled",
+    16: "semihosting call", 17: "coprocessor access (NOCP)", 18: "invalid state (INVSTATE)",
+    22: "unaligned access (UNALIGNED)",
+}
+
+
+class _Region(ctypes.Structure):
+    _fields_ = [("start", ctypes.c_uint64), ("size", ctypes.c_uint64), ("host", ctypes.c_void_p),
+                ("page0", ctypes.c_uint64), ("exec", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+
+
+class _Counter(ctypes.Structure):
+    """Mirror of `ucount_t` in _ucount.c (checked against `_ucount.layout()`)."""
+
+    _fields_ = [
+        ("count", ctypes.c_uint64), ("limit", ctypes.c_uint64), ("last_addr", ctypes.c_uint64),
+        ("it_lo", ctypes.c_uint64), ("it_hi", ctypes.c_uint64),
+        ("last_counted", ctypes.c_uint32), ("stop_pending", ctypes.c_uint32),
+        ("intr_seen", ctypes.c_uint32), ("intno", ctypes.c_uint32),
+        ("mem_type", ctypes.c_uint32), ("mem_size", ctypes.c_uint32),
+        ("mem_addr", ctypes.c_uint64), ("mem_value", ctypes.c_int64), ("mem_pc", ctypes.c_uint64),
+        ("dirty_map", ctypes.c_void_p), ("dirty_list", ctypes.c_void_p),
+        ("ndirty", ctypes.c_uint64), ("npages", ctypes.c_uint64),
+        ("page_shift", ctypes.c_uint32), ("nregions", ctypes.c_uint32),
+        ("hot", ctypes.c_uint32), ("pad", ctypes.c_uint32),
+        ("uc", ctypes.c_void_p), ("emu_stop", ctypes.c_void_p), ("ctl", ctypes.c_void_p),
+        ("regions", _Region * _ucount.MAX_REGIONS),
+    ]
+
+
+def _check_layout() -> None:
+    lay = _ucount.layout()
+    ok = lay.pop("sizeof") == ctypes.sizeof(_Counter) and lay.pop("region_sizeof") == ctypes.sizeof(_Region)
+    ok = ok and all(getattr(_Counter, name).offset == off for name, off in lay.items())
+    consts = ("UC_MEM_WRITE", "UC_PROT_READ", "UC_PROT_WRITE", "UC_PROT_EXEC",
+              "UC_CTL_TB_REMOVE_CACHE", "UC_CTL_TLB_FLUSH", "UC_CTL_IO_WRITE")
+    ok = ok and all(getattr(_ucount, k) == getattr(C, k) for k in consts)
+    if not ok:
+        raise ImportError("emu.engines._ucount does not match unicorn_engine._Counter or this "
+                          "unicorn's constants; rebuild it")
+
+
+_check_layout()
+
+_NO_ADDRESS = (1 << 64) - 1  # last_addr before the first hooked instruction of a run
+_EMU_START = uclib.uc_emu_start
+_REG_READ = uclib.uc_reg_read
+_REG_WRITE = uclib.uc_reg_write
+_EMU_STOP = uclib.uc_emu_stop
+
+
+@dataclass(frozen=True, eq=False)
+class _State:
+    """What save() returns: opaque to callers, valid only on the engine that made it."""
+
+    owner: object  # the engine's token
+    context: object  # unicorn UcContext (all CPU registers, incl. banked SPs, FPU, IT state)
+    pages: list  # one immutable bytes per page; shared with other states
+    mmio_shadow: dict
+    count: int
+    it_lo: int
+    it_hi: int
+
+
+@dataclass(frozen=True)
+class _Segment:
+    start: int
+    end: int
+    host_offset: int | None  # None: MMIO (raw access uses the shadow)
+    executable: bool
+
+
+class UnicornEngine(Engine):
+    """Cortex-M4 (Thumb, ARMv7E-M with FPU) on Unicorn. See the module docstring."""
+
+    register_names = tuple(_REGISTERS)
+
+    def __init__(self, aliases: dict[int, int] | None = None):
+        # UC_MODE_MCLASS would silently force a Cortex-M33 (v8-M) in Unicorn 2.1;
+        # plain Thumb mode + the M4 model gives the real ARMv7E-M core.
+        self._uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB, A.UC_CPU_ARM_CORTEX_M4)
+        self._uch = self._uc._uch
+        self._aliases = dict(DEFAULT_ALIASES if aliases is None else aliases)
+        self._token = object()  # identifies this engine's saved states
+        self._c = _Counter()
+        self._caddr = ctypes.addressof(self._c)
+        self._c.uc = self._uch.value
+        self._c.emu_stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
+        self._c.ctl = ctypes.cast(uclib.uc_ctl, ctypes.c_void_p).value
+        self._c.page_shift = _PAGE_SHIFT
+        self._c.limit = 0
+        self._u32 = ctypes.c_uint32()
+        self._u32_ref = ctypes.byref(self._u32)
+        self._exits: frozenset[int] = frozenset()
+        self._mapped = False
+        self._running = False
+        self._bus: MmioBus | None = None
+        self._bus_error: BaseException | None = None
+        self._segments: list[_Segment] = []
+        self._mmio_shadow: dict[int, bytearray] = {}
+        self._base: list = []
+        self._hooks: list[uc_hook_h] = []
+        self._uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+        self._uc.ctl_exits_enabled(True)
+        # All hooks before any translation: code hooks are compiled into blocks.
+        self._hook(UC_HOOK_CODE, _ucount.CODE_HOOK)
+        self._hook(UC_HOOK_TLB_FILL, _ucount.TLB_FILL_HOOK)
+        self._hook(UC_HOOK_MEM_INVALID, _ucount.MEM_INVALID_HOOK)
+        self._hook(UC_HOOK_INTR, _ucount.INTR_HOOK)
+        self._hook(UC_HOOK_INSN_INVALID, _ucount.INSN_INVALID_HOOK)
+        self._mmio_read_cb = MMIO_READ_CFUNC(self._mmio_read)
+        self._mmio_write_cb = MMIO_WRITE_CFUNC(self._mmio_write)
+
+    def _hook(self, kind: int, fn: int) -> None:
+        h = uc_hook_h()
+        err = uclib.uc_hook_add(self._uch, ctypes.byref(h), kind, fn, self._caddr, 1, 0)
+        if err != UC_ERR_OK:
+            raise UcError(err)
+        self._hooks.append(h)
+
+    # -- memory map -------------------------------------------------------------------
+    def map(self, mappings: Sequence[Mapping], bus: MmioBus) -> None:
+        if self._mapped:
+            raise RuntimeError("map() may be called only once")
+        self._bus = bus
+        by_start = {m.start: m for m in mappings}
+        ram = [m for m in mappings if not m.mmio]
+        for m in ram:
+            if m.start % PAGE_SIZE or m.size % PAGE_SIZE or m.size <= 0:
+                raise ValueError(f"memory mapping {m.start:#x}+{m.size:#x} is not {PAGE_SIZE}-byte aligned")
+        # storage: mappings with their own bytes; aliases reuse their target's bytes
+        owners = [m for m in ram if not self._alias_target(m, by_start)]
+        offsets: dict[int, int] = {}
+        total = 0
+        for m in owners:
+            offsets[m.start] = total
+            total += m.size
+        self._npages = total // PAGE_SIZE
+        # anonymous mmap: zero-filled, page-aligned, never moves
+        self._mem = mmap.mmap(-1, max(total, PAGE_SIZE))
+        self._mv = memoryview(self._mem)
+        self._host = ctypes.addressof(ctypes.c_char.from_buffer(self._mem))
+        self._dirty_map = (ctypes.c_uint8 * max(self._npages, 1))()
+        self._dirty_list = (ctypes.c_uint32 * max(self._npages, 1))()
+        c = self._c
+        c.dirty_map = ctypes.addressof(self._dirty_map)
+        c.dirty_list = ctypes.addressof(self._dirty_list)
+        c.npages = self._npages
+        segments: list[_Segment] = []
+        regions = []
+        for m in ram:
+            target = self._alias_target(m, by_start)
+            off = offsets[target.start] if target else offsets[m.start]
+            perms = _PERMS[Access(m.access)]
+            self._uc.mem_map_ptr(m.start, m.size, perms, self._host + off)
+            execu = bool(perms & UC_PROT_EXEC)
+            segments.append(_Segment(m.start, m.end, off, execu))
+            regions.append((m.start, m.size, off, execu))
+        if len(regions) > _ucount.MAX_REGIONS:
+            raise ValueError(f"at most {_ucount.MAX_REGIONS} memory mappings are supported")
+        # code is fetched mostly from the first region: put executable ones first
+        regions.sort(key=lambda r: not r[3])
+        for i, (start, size, off, execu) in enumerate(regions):
+            r = c.regions[i]
+            r.start, r.size, r.host, r.page0, r.exec = start, size, self._host + off, off // PAGE_SIZE, execu
+        c.nregions = len(regions)
+        # MMIO: page-aligned, merged ranges (Unicorn maps whole pages)
+        for start, end in self._mmio_ranges([m for m in mappings if m.mmio]):
+            err = uclib.uc_mmio_map(self._uch, start, end - start, self._mmio_read_cb,
+                                    ctypes.c_void_p(start), self._mmio_write_cb, ctypes.c_void_p(start))
+            if err != UC_ERR_OK:
+                raise UcError(err)
+        for m in mappings:
+            if m.mmio:
+                segments.append(_Segment(m.start, m.end, None, False))
+        self._segments = sorted(segments, key=lambda s: s.start)
+        zero = bytes(PAGE_SIZE)
+        self._base = [zero] * self._npages  # memory == these pages + dirty pages
+        self._mapped = True
+
+    def _alias_target(self, m: Mapping, by_start: dict[int, Mapping]) -> Mapping | None:
+        target = by_start.get(self._aliases.get(m.start, -1))
+        if target is None or target.mmio or target is m:
+            return None
+        if m.size > target.size:
+            raise ValueError(f"alias {m.start:#x}+{m.size:#x} is larger than {target.start:#x}+{target.size:#x}")
+        return target
+
+    @staticmethod
+    def _mmio_ranges(mmio: list[Mapping]) -> list[tuple[int, int]]:
+        spans = sorted((m.start & ~(PAGE_SIZE - 1), -(-m.end // PAGE_SIZE) * PAGE_SIZE) for m in mmio)
+        merged: list[list[int]] = []
+        for s, e in spans:
+            if merged and s <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], e)
+            else:
+                merged.append([s, e])
+        return [(s, e) for s, e in merged]
+
+    # MMIO callbacks (user_data carries the range start). An exception from the bus
+    # stops the run; run() re-raises it. Unicorn then abandons the accessing
+    # instruction (pc stays on it, not counted), so it repeats the access if resumed.
+    def _mmio_read(self, uc, offset, size, base):
+        try:
+            return self._bus.read((base or 0) + offset, size) & ((1 << (8 * size)) - 1)
+        except BaseException as e:  # noqa: BLE001 - re-raised by run()
+            self._abort(e)
+            return 0
+
+    def _mmio_write(self, uc, offset, size, value, base):
+        try:
+            self._bus.write((base or 0) + offset, size, value & ((1 << (8 * size)) - 1))
+        except BaseException as e:  # noqa: BLE001 - re-raised by run()
+            self._abort(e)
+
+    def _abort(self, e: BaseException) -> None:
+        if self._bus_error is None:
+            self._bus_error = e
+        self._c.stop_pending = 1  # if Unicorn reverts the stop (IT block) the hook re-asks
+        _EMU_STOP(self._uch)
+
+    # -- exits ----------------------------------------------------------------------
+    def set_exits(self, addresses: Sequence[int]) -> None:
+        exits = frozenset(a & ~1 for a in addresses)
+        if exits != self._exits:
+            self._uc.ctl_set_exits(sorted(exits))
+            # Unicorn checks exits while translating: drop blocks translated before.
+            self._uc.ctl_flush_tb()
+            self._exits = exits
+
+    # -- running ----------------------------------------------------------------------
+    @property
+    def instructions(self) -> int:
+        c = self._c
+        # during a run (bus callbacks) the instruction being executed has not retired
+        return c.count - c.last_counted if self._running else c.count
+
+    def reset_counter(self) -> None:
+        self._c.count = 0
+
+    def run(self, budget: int) -> EngineStop:
+        if budget < 0:
+            raise ValueError("budget must be >= 0")
+        if not self._mapped:
+            raise RuntimeError("map() first")
+        c = self._c
+        if budget == 0:
+            return EngineStop(StopKind.LIMIT, self.pc)
+        c.limit = c.count + budget
+        uch, u32, ref = self._uch, self._u32, self._u32_ref
+        while True:
+            c.stop_pending = c.intr_seen = c.mem_type = c.last_counted = 0
+            c.last_addr = c.mem_pc = _NO_ADDRESS
+            _REG_READ(uch, A.UC_ARM_REG_PC, ref)
+            start_pc, start_count = u32.value, c.count
+            self._running = True
+            try:
+                err = _EMU_START(uch, start_pc | 1, 0, 0, 0)
+            finally:
+                self._running = False
+            if self._bus_error is not None:
+                # Unicorn abandons the instruction whose access raised (pc stays on
+                # it): like a fault, it did not retire and runs again next time.
+                e, self._bus_error = self._bus_error, None
+                if c.last_counted and c.last_addr == self.pc:
+                    c.count -= 1
+                c.last_counted = 0
+                raise e
+            if err != UC_ERR_OK:
+                return self._fault(err)
+            _REG_READ(uch, A.UC_ARM_REG_PC, ref)
+            pc = u32.value
+            if c.stop_pending:
+                return EngineStop(StopKind.LIMIT, pc)
+            if c.intr_seen:
+                return self._fault(None)
+            if pc in self._exits:
+                return EngineStop(StopKind.EXIT, pc)
+            # Otherwise a WFI halted Unicorn: it retired; keep running.
+            if c.count == start_count and pc == start_pc:  # pragma: no cover - defensive
+                return EngineStop(StopKind.FAULT, pc, f"engine made no progress at {pc:#x}")
+
+    def _fault(self, err: int | None) -> EngineStop:
+        c = self._c
+        pc = self.pc
+        counted, c.last_counted = c.last_counted, 0
+        if (err is None or err == C.UC_ERR_EXCEPTION) and c.last_addr != _NO_ADDRESS:
+            # Exception instructions (SVC, BKPT, ...) may have moved pc: report the
+            # instruction itself and leave pc on it. It did not retire.
+            pc = self.pc = c.last_addr
+            if counted:
+                c.count -= 1
+        else:
+            # The hook counts an instruction before it executes: if the stop left pc
+            # on the last hooked instruction, that one did not retire.
+            if counted and c.last_addr == pc:
+                c.count -= 1
+            if c.mem_type in _DATA_FAULTS and c.mem_pc not in (pc, _NO_ADDRESS):
+                # A data fault inside an IT block: Unicorn finishes the block before
+                # it stops. Report the faulting instruction (the rest of its block ran).
+                pc = self.pc = c.mem_pc
+        # (the reason names what and where; the faulting pc is EngineStop.pc)
+        if err is None:
+            reason = "CPU exception: " + _EXCEPTIONS.get(c.intno, f"number {c.intno}")
+        elif err == C.UC_ERR_INSN_INVALID:
+            reason = f"invalid instruction ({self._opcode(pc)})"
+        elif c.mem_type in _MEM_FAULTS:
+            reason = f"{_MEM_FAULTS[c.mem_type]} {c.mem_addr:#x} ({c.mem_size} bytes)"
+        else:
+            reason = _ERR_FAULTS.get(err, f"unicorn error {err}")
+        return EngineStop(StopKind.FAULT, pc, reason)
+
+    def _opcode(self, pc: int) -> str:
+        try:
+            hw = int.from_bytes(self.read_memory(pc, 2), "little")
+            if hw >> 11 >= 0x1D:
+                hw2 = int.from_bytes(self.read_memory(pc + 2, 2), "little")
+                return f"opcode {hw:04x} {hw2:04x}"
+            return f"opcode {hw:04x}"
+        except ValueError:
+            return "opcode unreadable"
+
+    # -- registers --------------------------------------------------------------------
+    @property
+    def pc(self) -> int:
+        _REG_READ(self._uch, A.UC_ARM_REG_PC, self._u32_ref)
+        return self._u32.value & ~1
+
+    @pc.setter
+    def pc(self, value: int) -> None:
+        if (value & ~1) != self.pc:
+            self._c.it_lo = self._c.it_hi = 0  # a jump leaves any IT block
+        # bit 0 is the Thumb bit; clearing it would make the next instruction fault
+        self._u32.value = (value | 1) & 0xFFFF_FFFF
+        _REG_WRITE(self._uch, A.UC_ARM_REG_PC, self._u32_ref)
+
+    def read_register(self, name: str) -> int:
+        if name == "pc":
+            return self.pc
+        try:
+            rid = _REGISTERS[name][0]
+        except KeyError:
+            raise KeyError(f"unknown register {name!r}; known: {', '.join(_REGISTERS)}") from None
+        if name in _PRIVILEGED_REGISTERS and name != "control":  # CONTROL reads need no privilege
+            with self._privileged():
+                return self._read(rid)
+        return self._read(rid)
+
+    def write_register(self, name: str, value: int) -> None:
+        if name == "pc":
+            self.pc = value
+            return
+        try:
+            rid = _REGISTERS[name][1]
+        except KeyError:
+            raise KeyError(f"unknown register {name!r}; known: {', '.join(_REGISTERS)}") from None
+        if name in _PRIVILEGED_REGISTERS:
+            with self._privileged(keep=rid == A.UC_ARM_REG_CONTROL):
+                self._write(rid, value)
+        else:
+            self._write(rid, value)
+        if name in _PRIVILEGED_REGISTERS or name == "xpsr":
+            # QEMU caches privilege/handler mode in its TB flags and register writes
+            # do not refresh them; an NZCV write makes Unicorn call arm_rebuild_hflags.
+            self._write(A.UC_ARM_REG_APSR_NZCV, self._read(A.UC_ARM_REG_XPSR) & 0xF000_0000)
+
+    def _read(self, rid: int) -> int:
+        err = _REG_READ(self._uch, rid, self._u32_ref)
+        if err != UC_ERR_OK:
+            raise UcError(err)
+        return self._u32.value
+
+    def _write(self, rid: int, value: int) -> None:
+        self._u32.value = value & 0xFFFF_FFFF
+        err = _REG_WRITE(self._uch, rid, self._u32_ref)
+        if err != UC_ERR_OK:
+            raise UcError(err)
+
+    @contextlib.contextmanager
+    def _privileged(self, keep: bool = False):
+        """Access system registers like a debugger, whatever the CPU's privilege.
+
+        QEMU applies MRS/MSR rules: unprivileged thread mode reads MSP, PSP, PRIMASK,
+        BASEPRI, FAULTMASK as 0 and ignores writes to them. So while the CPU is
+        unprivileged (CONTROL.nPRIV set, IPSR 0), clear nPRIV around the access and
+        set it again afterwards (unless `keep`: the access wrote CONTROL itself)."""
+        control = self._read(A.UC_ARM_REG_CONTROL)
+        unprivileged = control & 1 and not self._read(A.UC_ARM_REG_XPSR) & 0x1FF
+        if unprivileged:
+            self._set_control_in_handler_mode(control & ~1)
+        try:
+            yield
+        finally:
+            if unprivileged and not keep:
+                self._set_control_in_handler_mode(self._read(A.UC_ARM_REG_CONTROL) | 1)
+
+    def _set_control_in_handler_mode(self, control: int) -> None:
+        # Handler mode is privileged and ignores CONTROL.SPSEL writes (ARMv7-M), so a
+        # CONTROL write there changes nPRIV without swapping stack pointers; entering
+        # and leaving handler mode through IPSR swaps SP banks both ways.
+        self._write(A.UC_ARM_REG_IPSR, 1)
+        self._write(A.UC_ARM_REG_CONTROL, control)
+        self._write(A.UC_ARM_REG_IPSR, 0)
+
+    # -- raw memory -------------------------------------------------------------------
+    def _pieces(self, address: int, size: int):
+        """(segment, start, end) pieces covering [address, address+size)."""
+        a, end = address, address + size
+        while a < end:
+            for s in self._segments:
+                if s.start <= a < s.end:
+                    b = min(end, s.end)
+                    yield s, a, b
+                    a = b
+                    break
+            else:
+                raise ValueError(f"address {a:#x} is not mapped")
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        if size <= 0:
+            return b""
+        out = bytearray()
+        for s, a, b in self._pieces(address, size):
+            if s.host_offset is None:
+                out += self._shadow_read(a, b - a)
+            else:
+                o = s.host_offset + a - s.start
+                out += self._mv[o : o + b - a]
+        return bytes(out)
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        data = memoryview(bytes(data))
+        pos = 0
+        for s, a, b in self._pieces(address, len(data)):
+            n = b - a
+            if s.host_offset is None:
+                self._shadow_write(a, data[pos : pos + n])
+            else:
+                o = s.host_offset + a - s.start
+                self._mv[o : o + n] = data[pos : pos + n]
+                first = o // PAGE_SIZE
+                _ucount.mark_dirty(self._caddr, first, (o + n - 1) // PAGE_SIZE - first + 1)
+                self._drop_code(o, n)
+            pos += n
+
+    def _drop_code(self, offset: int, size: int) -> None:
+        """Invalidate translated blocks over host bytes [offset, offset+size), through
+        every executable mapping of them (the bytes may be code seen via an alias)."""
+        for s in self._segments:
+            if s.executable and s.host_offset is not None:
+                lo = max(offset, s.host_offset)
+                hi = min(offset + size, s.host_offset + s.end - s.start)
+                if lo < hi:
+                    self._uc.ctl_remove_cache(s.start + lo - s.host_offset, s.start + hi - s.host_offset)
+
+    # MMIO ranges have no memory behind them; raw access sees a side-effect-free shadow.
+    def _shadow_read(self, address: int, size: int) -> bytes:
+        out = bytearray()
+        for a in range(address, address + size):
+            page = self._mmio_shadow.get(a // PAGE_SIZE)
+            out.append(page[a % PAGE_SIZE] if page else 0)
+        return bytes(out)
+
+    def _shadow_write(self, address: int, data) -> None:
+        for i, v in enumerate(bytes(data)):
+            a = address + i
+            self._mmio_shadow.setdefault(a // PAGE_SIZE, bytearray(PAGE_SIZE))[a % PAGE_SIZE] = v
+
+    # -- snapshots --------------------------------------------------------------------
+    def save(self) -> object:
+        if self._running:
+            raise RuntimeError("save() during run()")
+        dirty = _ucount.take_dirty(self._caddr)  # also flushes the TLB: restart tracking
+        if dirty:
+            self._base = _ucount.snap_pages(self._host, PAGE_SIZE, self._base, dirty)
+        c = self._c
+        shadow = {k: bytes(v) for k, v in self._mmio_shadow.items()} if self._mmio_shadow else {}
+        return _State(self._token, self._uc.context_save(), self._base, shadow, c.count, c.it_lo, c.it_hi)
+
+    def load(self, state: object) -> None:
+        if not isinstance(state, _State) or state.owner is not self._token:
+            raise ValueError("state was not saved by this engine")
+        if self._running:
+            raise RuntimeError("load() during run()")
+        dirty = _ucount.take_dirty(self._caddr)
+        if state.pages is not self._base:
+            dirty = sorted(set(dirty).union(_ucount.ident_diff(self._base, state.pages)))
+        else:
+            dirty.sort()
+        if dirty:
+            _ucount.restore_pages(self._caddr, self._host, PAGE_SIZE, state.pages, dirty)
+        self._base = state.pages
+        self._uc.context_restore(state.context)
+        c = self._c
+        c.count, c.it_lo, c.it_hi = state.count, state.it_lo, state.it_hi
+        c.last_counted = c.stop_pending = 0
+        self._mmio_shadow = {k: bytearray(v) for k, v in state.mmio_shadow.items()}
