@@ -12,7 +12,8 @@ instruction). See docs/msp430-divergences.md for the table with manual reference
 id     form (icicle wrong)                                     correct (SLAU367P)
 =====  ======================================================  ==========================
 D1     DADD/DADC .B/.W, all modes: C cleared before the add,   src + dst + C decimally,
-       so the carry in is ignored and the carry out is 0       C = BCD carry (4.6.2.16)
+       so the carry in is ignored and the carry out is 0;      C = BCD carry (4.6.2.16)
+       DADC.W (DADD #0 via R3) stops icicle with InvalidOpSize
 D2     RRC .B/.W, all modes: V = (dst != 0 && C)               V reset (4.6.2.41)
 D3     ADDC .B/.W: V wrong when src + C overflows (src =       V = signed overflow of
        0x7FFF/0x7F with C = 1); ADC and RLC are right          src + dst + C (4.6.2.3)
@@ -124,18 +125,139 @@ def is_affected(word: int) -> bool:
     return bool(divergences(word))
 
 
-def fixup_sites(code: bytes, base: int) -> list[int]:
+def fixup_sites(code: bytes, base: int, prune: bool = True) -> list[int]:
     """Addresses (even, within [base, base+len(code))) where an instruction the engine
     mis-executes could start. False positives are fine (a breakpoint there is harmless if
-    never executed as an instruction start); misses are not."""
+    never executed as an instruction start); misses are not.
+
+    A site whose only bug is a wrong flag (D2, D3, D4) is left out when that flag is
+    provably dead: every path from the next instruction overwrites it before anything
+    reads it (`_flags_dead`); likewise SXT Rn (D7) when bits 19:16 of Rn are cleared
+    before Rn is used as an address (`_upper_bits_dead`). That keeps the common `rrc`,
+    `addc` and `sxt` of compiled shifts and 32-bit arithmetic at JIT speed; what a program can observe is unchanged, but between
+    such an instruction and the one that overwrites the flag, SR holds icicle's value.
+    `prune=False` repairs every site (for instruction-by-instruction comparisons)."""
     sites = []
     start = base + (base & 1)
     end = base + len(code) - 1  # an instruction needs its full first word
     for a in range(start, end, 2):
         i = a - base
-        if is_affected(code[i] | (code[i + 1] << 8)):
-            sites.append(a)
+        word = code[i] | (code[i + 1] << 8)
+        ids = divergences(word)
+        if not ids:
+            continue
+        if prune:
+            length = _decode(word)[0]
+            wrong_flags = _FLAG_ONLY.get(frozenset(ids))
+            if wrong_flags is not None and _flags_dead(code, base, a + length, wrong_flags):
+                continue
+            if ids == ["D7"] and _upper_bits_dead(code, base, a + length, word & 0xF):
+                continue
+        sites.append(a)
     return sites
+
+
+# -- flag liveness ------------------------------------------------------------------
+_N, _Z, _C, _V = 4, 2, 1, 8  # SR bits
+_ALL = _N | _Z | _C | _V
+# divergences whose only effect is a wrong flag after a correct result: id set -> flags
+_FLAG_ONLY = {frozenset({"D2"}): _V, frozenset({"D3"}): _V, frozenset({"D4"}): _C | _V}
+_JUMP_READS = (_Z, _Z, _C, _C, _N, _N | _V, _N | _V, 0)
+_SEQ, _JUMP, _STOP = "seq", "jump", "stop"
+
+
+def _decode(word: int) -> tuple[int, int, int, str]:
+    """(length in bytes, flags read, flags written, kind) of a core MSP430 instruction;
+    kind `stop` for anything the liveness scan does not follow (calls, returns, writes
+    to PC or SR, MSP430X instructions)."""
+    if word >= 0x4000:
+        op, sreg, Ad, As, dreg = word >> 12, (word >> 8) & 0xF, (word >> 7) & 1, (word >> 4) & 3, word & 0xF
+        length = 2 + (2 if (As == 1 and sreg != 3) or (As == 3 and sreg == 0) else 0) + 2 * Ad
+        reads = _ALL if (As == 0 and sreg == 2) else (_C if op in (ADDC, SUBC, DADD) else 0)
+        writes = {ADD: _ALL, ADDC: _ALL, SUB: _ALL, SUBC: _ALL, CMP: _ALL, BIT: _ALL, AND: _ALL,
+                  XOR: _ALL, DADD: _N | _Z | _C}.get(op, 0)
+        if Ad == 0 and dreg in (0, 2) and op not in (CMP, BIT):
+            return length, reads, writes, _STOP
+        return length, reads, writes, _SEQ
+    if word >= 0x2000:
+        cond = (word >> 10) & 7
+        return 2, _JUMP_READS[cond], 0, _JUMP
+    if 0x1000 <= word < 0x1380:
+        code, As, reg = (word >> 7) & 7, (word >> 4) & 3, word & 0xF
+        length = 2 + (2 if (As == 1 and reg != 3) or (As == 3 and reg == 0) else 0)
+        if code in (CALL, RETI) or (As == 0 and reg in (0, 2) and code != PUSH):
+            return length, _ALL, 0, _STOP
+        reads = _C if code == RRC else (_ALL if code == PUSH and As == 0 and reg == 2 else 0)
+        writes = _ALL if code in (RRC, RRA, SXT) else 0
+        return length, reads, writes, _SEQ
+    return 0, _ALL, 0, _STOP
+
+
+def _flags_dead(code: bytes, base: int, address: int, flags: int) -> bool:
+    """True if, on every path from `address`, `flags` are overwritten before being read."""
+
+    def step(word: int, pending: int) -> int | None:
+        _, reads, writes, _ = _decode(word)
+        return None if reads & pending else pending & ~writes
+
+    return _dead(code, base, address, flags, step)
+
+
+def _upper_bits_dead(code: bytes, base: int, address: int, reg: int) -> bool:
+    """True if, on every path from `address`, bits 19:16 of register `reg` are cleared by
+    a (non-X) write to it before the register is used as an address (the only way core
+    instructions observe those bits)."""
+
+    def step(word: int, pending: int) -> int | None:
+        if word >= 0x4000:
+            op, sreg, Ad, As, dreg = word >> 12, (word >> 8) & 0xF, (word >> 7) & 1, (word >> 4) & 3, word & 0xF
+            if (As and sreg == reg) or (Ad and dreg == reg):
+                return None
+            return 0 if (Ad == 0 and dreg == reg and op not in (CMP, BIT)) else pending
+        if 0x1000 <= word < 0x1380:
+            code, As, r = (word >> 7) & 7, (word >> 4) & 3, word & 0xF
+            if r == reg and As:
+                return None
+            return 0 if (r == reg and code in (RRC, SWPB, RRA, SXT)) else pending
+        return pending  # jumps
+
+    return _dead(code, base, address, 1, step)
+
+
+def _dead(code: bytes, base: int, address: int, state: int, step, budget: int = 64) -> bool:
+    """Walk every path from `address` until `step(word, state)` returns 0 (dead on that
+    path) or None (used: live). Conservative: anything not followed (leaving the
+    segment, calls, returns, writes to PC or SR, MSP430X code, a loop, more than
+    `budget` instructions) counts as a use."""
+    work = [(address, state)]
+    seen = set()
+    while work:
+        address, pending = work.pop()
+        while pending:
+            if (address, pending) in seen:
+                return False  # a loop that never settles it (e.g. the final `jmp $`)
+            seen.add((address, pending))
+            budget -= 1
+            i = address - base
+            if budget < 0 or i < 0 or i + 2 > len(code):
+                return False
+            word = code[i] | (code[i + 1] << 8)
+            length, _, _, kind = _decode(word)
+            if kind == _STOP:
+                return False
+            after = step(word, pending)
+            if after is None:
+                return False
+            if kind == _JUMP:
+                offset = word & 0x3FF
+                target = address + 2 + 2 * (offset - 0x400 if offset & 0x200 else offset)
+                if (word >> 10) & 7 == 7:  # jmp: only the target
+                    address = target
+                    continue
+                work.append((target, after))
+            pending = after
+            address += length
+    return True
 
 
 class _Exec:
@@ -409,5 +531,13 @@ def execute(cpu, pc: int) -> None:
     """Execute the one instruction at pc as the real CPU does: update registers (incl.
     PC and SR flags) and memory. `cpu` has read_register(name)->int,
     write_register(name, value), read_memory(address, size)->bytes,
-    write_memory(address, data); register names are lowercase 'pc','sp','sr','r3'..'r15'."""
+    write_memory(address, data); register names are lowercase 'pc','sp','sr','r3'..'r15'.
+
+    Memory traffic: the instruction and extension words are fetched with read_memory(a, 2);
+    each operand read is exactly one read_memory(a, 1 or 2) and each result write one
+    write_memory(a, 1 or 2 bytes), in program order (read-modify-write reads first). An
+    operand may be a peripheral register, so the caller's read_memory/write_memory must
+    route MMIO addresses to the bus. Registers are written back only after the whole
+    instruction succeeded (an exception from `cpu` leaves the registers untouched).
+    Raises NotImplementedError for MSP430X extended instructions."""
     _Exec(cpu, pc).run()

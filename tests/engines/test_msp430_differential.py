@@ -333,7 +333,7 @@ def test_fixup_sites_cover_every_divergence_class_and_only_even_addresses():
         else:
             words += isa.fmt2(args[0], args[1], at=0x4402 + 2 * len(words))
     code = b"\x00" + isa.words_to_bytes(words)
-    sites = fx.fixup_sites(code, 0x4401)
+    sites = fx.fixup_sites(code, 0x4401, prune=False)
     assert all(a % 2 == 0 and 0x4401 <= a < 0x4401 + len(code) for a in sites)
     # every instruction start is a site
     addr = 0x4402
@@ -347,6 +347,43 @@ def test_fixup_sites_cover_every_divergence_class_and_only_even_addresses():
         i = a - 0x4401
         ids.update(fx.divergences(code[i] | (code[i + 1] << 8)))
     assert {f"D{k}" for k in range(1, 12)} <= ids
+
+
+def _sites(*lines):
+    words = []
+    for kind, *args in lines:
+        at = 0x4400 + 2 * len(words)
+        if kind == "op1":
+            words += isa.fmt1(args[0], args[1], args[2], at=at)
+        elif kind == "op2":
+            words += isa.fmt2(args[0], args[1], at=at)
+        else:
+            words += [args[0]]
+    return fx.fixup_sites(isa.words_to_bytes(words), 0x4400)
+
+
+def test_flag_only_sites_are_pruned_only_when_the_flag_is_dead():
+    rrc = ("op2", "rrc", Reg(6))
+    # V written by the next ADD before anything reads it: dead, no breakpoint needed
+    assert _sites(rrc, ("op1", "add", Reg(5), Reg(7)), ("word", 0x3FFF)) == []
+    # RRC (reads only C) then AND (writes V): still dead
+    assert _sites(rrc, ("op2", "rrc", Reg(7)), ("op1", "and", Reg(5), Reg(7)), ("word", 0x3FFF)) == []
+    # JGE reads V: live
+    assert _sites(rrc, ("word", 0x3400), ("op1", "add", Reg(5), Reg(7))) == [0x4400]
+    # the program's final self-branch observes the state: live
+    assert _sites(rrc, ("word", 0x3FFF)) == [0x4400]
+    # PUSH SR reads every flag: live
+    assert _sites(rrc, ("op2", "push", Reg(2)), ("op1", "add", Reg(5), Reg(7))) == [0x4400]
+    # SUBC's wrong C is read by the next ADDC: live
+    assert _sites(("op1", "subc", Reg(5), Reg(6)), ("op1", "addc", Reg(5), Reg(7)),
+                  ("word", 0x3FFF)) == [0x4400, 0x4402]
+    # SXT Rn: bits 19:16 matter only if Rn is used as an address before a 16-bit write
+    sxt = ("op2", "sxt", Reg(5))
+    assert _sites(sxt, ("op1", "add", Reg(5), Reg(7)), ("op1", "mov", Reg(6), Reg(5)), ("word", 0x3FFF)) == []
+    assert _sites(sxt, ("op1", "mov", Ind(5), Reg(7)), ("op1", "mov", Reg(6), Reg(5))) == [0x4400]
+    # without pruning every site is kept
+    words = isa.fmt2("rrc", Reg(6)) + isa.fmt1("add", Reg(5), Reg(7))
+    assert fx.fixup_sites(isa.words_to_bytes(words), 0x4400, prune=False) == [0x4400]
 
 
 def test_fixup_sites_skip_correct_instructions():
