@@ -232,13 +232,14 @@ class Machine:
             return
         engine, board = self.engine, self.board
         if self.volatile_init != "keep":
+            engine.reset_cpu()
             fill = self._volatile_fill()
             for r in self._volatile:
                 engine.write_memory(r.start, fill[: r.size])
                 fill = fill[r.size :]
-            for name in _GENERAL_REGISTERS[board.arch]:
-                engine.write_register(name, int.from_bytes(fill[:4], "little"))
-                fill = fill[4:]
+            names = _GENERAL_REGISTERS[board.arch]
+            engine.write_registers({n: int.from_bytes(fill[4 * i : 4 * i + 4], "little") for i, n in enumerate(names)})
+            fill = fill[4 * len(names) :]
         if board.arch == "msp430":
             if self.volatile_init != "keep":  # SP is not set by the MSP430's reset
                 engine.write_register("sp", int.from_bytes(fill[:2], "little") & ~1)
@@ -246,9 +247,9 @@ class Machine:
             engine.pc = int.from_bytes(engine.read_memory(0xFFFE, 2), "little")
         else:
             vectors = engine.read_memory(0x0800_0000, 8)
-            # CONTROL first: with CONTROL.SPSEL set, "sp" would name PSP
-            for name in ("control", "primask", "basepri", "faultmask"):
-                engine.write_register(name, 0)
+            if self.volatile_init == "keep":  # reset_cpu was skipped: CONTROL first,
+                for name in ("control", "primask", "basepri", "faultmask"):  # else "sp" is PSP
+                    engine.write_register(name, 0)
             engine.write_register("sp", int.from_bytes(vectors[:4], "little") & ~3)
             engine.write_register("lr", 0xFFFF_FFFF)
             engine.write_register("xpsr", 0x0100_0000)

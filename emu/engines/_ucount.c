@@ -93,6 +93,11 @@ typedef struct {
     void *uc;
     void *emu_stop;
     void *ctl;
+    /* IT sites of the main code window (flash, not its alias): one bit per halfword,
+     * set where the halfword is an IT encoding. Saves reading code in the hook. */
+    uint8_t *code_bits;
+    uint64_t code_lo;
+    uint64_t code_size;
     ucount_region_t regions[UCOUNT_MAX_REGIONS];
 } ucount_t;
 
@@ -150,6 +155,11 @@ static void code_hook(void *uc, uint64_t address, uint32_t size, void *user)
     c->count++;
     c->last_counted = 1;
     if (size == 2) {
+        uint64_t off = address - c->code_lo;
+        if (__builtin_expect(off < c->code_size, 1)
+            && !((c->code_bits[off >> 4] >> ((off >> 1) & 7)) & 1)) {
+            return; /* not an IT instruction (the common case) */
+        }
         uint32_t hw = read16(c, address);
         /* IT: 1011 1111 cond mask, mask != 0 (mask == 0 are hints: NOP, WFI...) */
         if (__builtin_expect((hw & 0xFF00) == 0xBF00 && (hw & 0xF) != 0, 0)) {
@@ -433,7 +443,8 @@ static PyObject *py_layout(PyObject *self, PyObject *unused)
         F(count), F(limit), F(last_addr), F(it_lo), F(it_hi), F(last_counted),
         F(stop_pending), F(intr_seen), F(intno), F(mem_type), F(mem_size), F(mem_addr),
         F(mem_value), F(mem_pc), F(dirty_map), F(dirty_list), F(ndirty), F(npages), F(page_shift),
-        F(nregions), F(hot), F(uc), F(emu_stop), F(ctl), F(regions),
+        F(nregions), F(hot), F(uc), F(emu_stop), F(ctl), F(code_bits), F(code_lo), F(code_size),
+        F(regions),
 #undef F
     };
     PyObject *d = PyDict_New();

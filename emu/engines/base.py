@@ -112,6 +112,15 @@ class Engine(ABC):
     @abstractmethod
     def write_register(self, name: str, value: int) -> None: ...
 
+    def write_registers(self, values: dict[str, int]) -> None:
+        """Several register writes; engines may batch them."""
+        for name, value in values.items():
+            self.write_register(name, value)
+
+    def reset_cpu(self) -> None:
+        """Every CPU register to its architectural reset value (before the board's reset
+        rule sets SP, PC, ...). The default does nothing: the caller writes them all."""
+
     @abstractmethod
     def read_memory(self, address: int, size: int) -> bytes:
         """Raw memory (MMIO ranges return their backing bytes, no side effects)."""

@@ -59,6 +59,8 @@ import contextlib
 import ctypes
 import mmap
 from dataclasses import dataclass
+
+import numpy as np
 from typing import Sequence
 
 from unicorn import (
@@ -129,6 +131,10 @@ _REGISTERS.update({
 })
 
 # accessed with MRS/MSR privilege rules by QEMU: see UnicornEngine._privileged
+# registers a batch write may set directly (no privilege or mode side effects)
+_BATCH = {f"r{i}": A.UC_ARM_REG_R0 + i for i in range(13)}
+_BATCH["lr"] = A.UC_ARM_REG_LR
+
 _PRIVILEGED_REGISTERS = frozenset({"msp", "psp", "control", "primask", "basepri", "faultmask"})
 
 _MEM_FAULTS = {
@@ -182,6 +188,7 @@ class _Counter(ctypes.Structure):
         ("page_shift", ctypes.c_uint32), ("nregions", ctypes.c_uint32),
         ("hot", ctypes.c_uint32), ("pad", ctypes.c_uint32),
         ("uc", ctypes.c_void_p), ("emu_stop", ctypes.c_void_p), ("ctl", ctypes.c_void_p),
+        ("code_bits", ctypes.c_void_p), ("code_lo", ctypes.c_uint64), ("code_size", ctypes.c_uint64),
         ("regions", _Region * _ucount.MAX_REGIONS),
     ]
 
@@ -255,6 +262,7 @@ class UnicornEngine(Engine):
         self._bus: MmioBus | None = None
         self._bus_error: BaseException | None = None
         self._segments: list[_Segment] = []
+        self._code: tuple[int, int, int] | None = None  # IT-bitmap window: start, size, host offset
         self._mmio_shadow: dict[int, bytearray] = {}
         self._base: list = []
         self._hooks: list[uc_hook_h] = []
@@ -266,6 +274,11 @@ class UnicornEngine(Engine):
         self._hook(UC_HOOK_MEM_INVALID, _ucount.MEM_INVALID_HOOK)
         self._hook(UC_HOOK_INTR, _ucount.INTR_HOOK)
         self._hook(UC_HOOK_INSN_INVALID, _ucount.INSN_INVALID_HOOK)
+        self._reset_context = self._uc.context_save()
+        self._batch_ids = (ctypes.c_int * len(_BATCH))()
+        self._batch_vals = (ctypes.c_uint32 * len(_BATCH))()
+        self._batch_ptrs = (ctypes.c_void_p * len(_BATCH))(
+            *(ctypes.addressof(self._batch_vals) + 4 * i for i in range(len(_BATCH))))
         self._mmio_read_cb = MMIO_READ_CFUNC(self._mmio_read)
         self._mmio_write_cb = MMIO_WRITE_CFUNC(self._mmio_write)
 
@@ -332,6 +345,14 @@ class UnicornEngine(Engine):
             if m.mmio:
                 segments.append(_Segment(m.start, m.end, None, False))
         self._segments = sorted(segments, key=lambda s: s.start)
+        # IT-site bitmap over the first executable, non-alias, read-only mapping (flash)
+        code = next((m for m in ram if Access(m.access) == Access.RX and not self._alias_target(m, by_start)), None)
+        if code is not None:
+            self._code = (code.start, code.size, offsets[code.start])
+            self._code_bits = (ctypes.c_uint8 * (code.size // 16))()
+            c.code_bits = ctypes.addressof(self._code_bits)
+            c.code_lo, c.code_size = code.start, code.size
+            self._update_it_bits()
         zero = bytes(PAGE_SIZE)
         self._base = [zero] * self._npages  # memory == these pages + dirty pages
         self._mapped = True
@@ -522,6 +543,27 @@ class UnicornEngine(Engine):
             # do not refresh them; an NZCV write makes Unicorn call arm_rebuild_hflags.
             self._write(A.UC_ARM_REG_APSR_NZCV, self._read(A.UC_ARM_REG_XPSR) & 0xF000_0000)
 
+    def write_registers(self, values: dict[str, int]) -> None:
+        plain = [(n, v) for n, v in values.items() if n in _BATCH]
+        if plain:  # one C call through prebuilt arrays (the binding's batch is slower)
+            ids, vals = self._batch_ids, self._batch_vals
+            for i, (name, value) in enumerate(plain):
+                ids[i] = _BATCH[name]
+                vals[i] = value & 0xFFFF_FFFF
+            err = uclib.uc_reg_write_batch(self._uch, ids, self._batch_ptrs, len(plain))
+            if err != UC_ERR_OK:
+                raise UcError(err)
+        for name, value in values.items():
+            if name not in _BATCH:
+                self.write_register(name, value)
+
+    def reset_cpu(self) -> None:
+        """Restore the CPU context captured when the engine was created (Cortex-M reset
+        state: Thread mode, privileged, MSP, PRIMASK/BASEPRI/FAULTMASK/CONTROL = 0)."""
+        self._uc.context_restore(self._reset_context)
+        # see write_register: refresh QEMU's cached privilege/mode flags
+        self._write(A.UC_ARM_REG_APSR_NZCV, self._read(A.UC_ARM_REG_XPSR) & 0xF000_0000)
+
     def _read(self, rid: int) -> int:
         err = _REG_READ(self._uch, rid, self._u32_ref)
         if err != UC_ERR_OK:
@@ -599,7 +641,16 @@ class UnicornEngine(Engine):
                 first = o // PAGE_SIZE
                 _ucount.mark_dirty(self._caddr, first, (o + n - 1) // PAGE_SIZE - first + 1)
                 self._drop_code(o, n)
+                if self._code is not None and self._code[2] <= o + n and o < self._code[2] + self._code[1]:
+                    self._update_it_bits()
             pos += n
+
+    def _update_it_bits(self) -> None:
+        """Recompute the IT-site bitmap of the code window from its bytes."""
+        start, size, off = self._code
+        hw = np.frombuffer(self._mv[off : off + size], dtype="<u2")
+        it = ((hw & 0xFF00) == 0xBF00) & ((hw & 0xF) != 0)
+        ctypes.memmove(self._code_bits, np.packbits(it, bitorder="little").tobytes(), size // 16)
 
     def _drop_code(self, offset: int, size: int) -> None:
         """Invalidate translated blocks over host bytes [offset, offset+size), through

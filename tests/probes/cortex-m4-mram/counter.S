@@ -36,15 +36,7 @@
  * symbol value); loop, done (plain labels, even addresses); boots, progress
  * (32-bit objects in .nv, MRAM).
  */
-    .syntax unified
-    .cpu    cortex-m4
-    .thumb
-
-    .section .vectors,"a",%progbits
-    .word   __stack_top
-    .word   Reset_Handler
-    .word   fault_loop
-    .word   fault_loop
+#include "probe.inc"
 
     .text
     .globl  Reset_Handler
@@ -69,13 +61,6 @@ done:
     b       .                       @ self-branch (0xE7FE)
     .size   Reset_Handler, .-Reset_Handler
 
-    .globl  fault_loop
-    .type   fault_loop,%function
-    .thumb_func
-fault_loop:
-    nop
-    b.n     fault_loop
-    .size   fault_loop, .-fault_loop
     .ltorg
 
     .section .nv,"aw",%progbits

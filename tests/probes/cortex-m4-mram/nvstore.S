@@ -34,15 +34,7 @@
  * (32-bit objects in .nv, MRAM at 0x60000000); sram_value (32-bit object in
  * .bss, SRAM).
  */
-    .syntax unified
-    .cpu    cortex-m4
-    .thumb
-
-    .section .vectors,"a",%progbits
-    .word   __stack_top
-    .word   Reset_Handler
-    .word   fault_loop
-    .word   fault_loop
+#include "probe.inc"
 
     .text
     .globl  Reset_Handler
@@ -65,13 +57,6 @@ done:
     b       .                       @ self-branch (0xE7FE)
     .size   Reset_Handler, .-Reset_Handler
 
-    .globl  fault_loop
-    .type   fault_loop,%function
-    .thumb_func
-fault_loop:
-    nop
-    b.n     fault_loop
-    .size   fault_loop, .-fault_loop
     .ltorg
 
     .section .nv,"aw",%progbits

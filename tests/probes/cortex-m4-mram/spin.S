@@ -21,15 +21,7 @@
  * symbol value); ping (= Reset_Handler & ~1), pong (plain labels, even
  * addresses).
  */
-    .syntax unified
-    .cpu    cortex-m4
-    .thumb
-
-    .section .vectors,"a",%progbits
-    .word   __stack_top
-    .word   Reset_Handler
-    .word   fault_loop
-    .word   fault_loop
+#include "probe.inc"
 
     .text
     .globl  Reset_Handler
@@ -44,10 +36,3 @@ pong:
     b.n     ping                    @ [2]
     .size   Reset_Handler, .-Reset_Handler
 
-    .globl  fault_loop
-    .type   fault_loop,%function
-    .thumb_func
-fault_loop:
-    nop
-    b.n     fault_loop
-    .size   fault_loop, .-fault_loop

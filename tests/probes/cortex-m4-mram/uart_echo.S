@@ -51,15 +51,7 @@
  * Symbols: Reset_Handler, fault_loop (Thumb functions: bit 0 set in the
  * symbol value); rx_wait, tx_wait, done (plain labels, even addresses).
  */
-    .syntax unified
-    .cpu    cortex-m4
-    .thumb
-
-    .section .vectors,"a",%progbits
-    .word   __stack_top
-    .word   Reset_Handler
-    .word   fault_loop
-    .word   fault_loop
+#include "probe.inc"
 
     .text
     .globl  Reset_Handler
@@ -103,11 +95,4 @@ done:
     b       .                       @ self-branch (0xE7FE)
     .size   Reset_Handler, .-Reset_Handler
 
-    .globl  fault_loop
-    .type   fault_loop,%function
-    .thumb_func
-fault_loop:
-    nop
-    b.n     fault_loop
-    .size   fault_loop, .-fault_loop
     .ltorg
