@@ -311,3 +311,44 @@ def test_peripheral_state_is_lost_at_power_failure(tmp_path):
     assert m.bus.read(0x05C0, 2) & 1 == 1  # back in software reset
     r = m.run()  # sent bytes stay sent, input not yet received stays queued
     assert r.uart == b"bcde" and r.outcome == "completed"
+
+
+PATCHABLE = """
+    .section .text,"ax"
+    .globl _start
+_start:
+    mov #0x1234, &nv_word     ; the immediate is the word at _start + 2
+1:  jmp 1b
+    .section .nv,"aw"
+    .globl nv_word
+nv_word: .word 0
+    .section .vectors,"ax"
+    .word _start
+"""
+
+
+def test_code_written_from_python_after_a_run_is_executed(tmp_path):
+    # icicle keeps translated code forever; the engine must notice and start afresh
+    m = emu.Machine.from_elf(asm.msp430(tmp_path, PATCHABLE))
+    m.run()
+    assert word(m, "nv_word") == 0x1234
+    start = m.image.symbol("_start").address
+    m.write_memory(start + 2, (0x5678).to_bytes(2, "little"))
+    m.power_fail()
+    r = m.run()
+    assert r.outcome == "completed" and word(m, "nv_word") == 0x5678
+    assert r.power_cycles == [1, 1]
+
+
+def test_self_modifying_code_is_a_clear_crash(tmp_path):
+    elf = asm.msp430(tmp_path, """
+    .section .text,"ax"
+_start:
+    mov #0x1111, r4
+    mov #0x2222, &(_start + 2)  ; overwrite the immediate of the instruction just run
+    jmp _start
+    .section .vectors,"ax"
+    .word _start
+""")
+    r = emu.Machine.from_elf(elf).run(max_instructions=100)
+    assert r.outcome == "crash" and "self-modifying code" in r.error

@@ -55,6 +55,8 @@ _FAULT_TEXT = {
     "ReadUnaligned": "unaligned read at",
     "WriteUnaligned": "unaligned write at",
     "InvalidInstruction": "invalid instruction at",
+    "SelfModifyingCode": "self-modifying code (not supported by the MSP430 engine): the "
+                         "program wrote into code it had already run, at pc",
 }
 
 
@@ -84,10 +86,13 @@ class _FixupCpu:
 _DATA_FAULTS = ("ReadUnmapped", "WriteUnmapped", "ReadPerm", "WritePerm", "ReadUnaligned", "WriteUnaligned")
 
 
+_DATA_FAULT_CODES = tuple(getattr(EC, name) for name in _DATA_FAULTS)
+
+
 def _counted(code) -> bool:
     """icicle counts an instruction whose data access faults (then rolls it back), but
     not one that fails to fetch or decode."""
-    return str(code).rpartition(".")[2] in _DATA_FAULTS
+    return code in _DATA_FAULT_CODES
 
 
 @dataclass(frozen=True)
@@ -113,10 +118,18 @@ class IcicleEngine(Engine):
         self._shadow: list[bytes] = []
         self._dirty: set[int] = set()
         self._tracking = False
+        # icicle never drops translated code (not on mem_write, protect or remap), so a
+        # write from Python over executable memory after a run needs a fresh VM
+        self._mappings: list[Mapping] = []
+        self._code_ranges: list[tuple[int, int]] = []
+        self._ran = False
+        self._stale_code = False
+        self._widths: dict[int, int] = {}  # pc -> operand width of MMIO instructions
 
     # -- memory map -------------------------------------------------------------------
     def map(self, mappings: Sequence[Mapping], bus: MmioBus) -> None:
         self._bus = bus
+        self._mappings = list(mappings)
         for m in mappings:
             if m.mmio:
                 self._vm.mem_map(m.start, m.size, P.NoAccess)
@@ -130,7 +143,10 @@ class IcicleEngine(Engine):
                 self._shadow.append(bytes(size))
 
     def _in_mmio(self, address: int) -> bool:
-        return any(m.start <= address < m.end for m in self._mmio)
+        for m in self._mmio:
+            if m.start <= address < m.end:
+                return True
+        return False
 
     def set_exits(self, addresses: Sequence[int]) -> None:
         for a in self._exits - self._fixups:
@@ -140,7 +156,9 @@ class IcicleEngine(Engine):
             self._vm.add_breakpoint(a)
 
     def scan_code(self, address: int, code: bytes) -> None:
-        """Place repair breakpoints for instructions icicle mis-executes in `code`."""
+        """Place repair breakpoints for instructions icicle mis-executes in `code`, and
+        remember it as code (see `_touches_code`)."""
+        self._code_ranges.append((address, address + len(code)))
         for a in msp430_fixups.fixup_sites(code, address):
             if a not in self._fixups:
                 self._fixups.add(a)
@@ -155,6 +173,9 @@ class IcicleEngine(Engine):
         self._base = self._vm.icount
 
     def run(self, budget: int) -> EngineStop:
+        if self._stale_code:
+            self._rebuild()
+        self._ran = True
         vm = self._vm
         limit = vm.icount + budget
         while True:
@@ -196,13 +217,20 @@ class IcicleEngine(Engine):
         text = _FAULT_TEXT.get(name)
         if text is None:
             return f"{name} (value {address:#x})"
-        if code == EC.InvalidInstruction:
+        if code in (EC.InvalidInstruction, EC.SelfModifyingCode):
             return f"{text} {self._vm.pc:#x}"
         return f"{text} {address:#x}"
 
     # -- MMIO completion ----------------------------------------------------------------
     def _access_width(self, pc: int) -> int:
-        """Operand width of the instruction at pc: 1, 2 or 4 (20-bit .A in 32 bits)."""
+        """Operand width of the instruction at pc: 1, 2 or 4 (20-bit .A in 32 bits).
+        Cached: code changes only by flashing, which rebuilds the cache with the VM."""
+        width = self._widths.get(pc)
+        if width is None:
+            width = self._widths[pc] = self._decode_width(pc)
+        return width
+
+    def _decode_width(self, pc: int) -> int:
         word = int.from_bytes(self._vm.mem_read(pc, 2), "little")
         if word & 0xF800 == 0x1800:  # MSP430X extension word
             nxt = int.from_bytes(self._vm.mem_read(pc + 2, 2), "little")
@@ -271,10 +299,42 @@ class IcicleEngine(Engine):
 
     def write_memory(self, address: int, data: bytes) -> None:
         # icicle's mem_write ignores page permissions, which is what flashing needs
-        self._vm.mem_write(address, bytes(data))
+        data = bytes(data)
+        if self._ran and not self._stale_code and self._touches_code(address, data):
+            self._stale_code = True
+        self._vm.mem_write(address, data)
         if self._tracking:
             for start in range(address & ~(PAGE - 1), address + len(data), PAGE):
                 self._mark_dirty(start)
+
+    def _touches_code(self, address: int, data: bytes) -> bool:
+        """Does writing `data` change bytes of the flashed code (`scan_code` segments)?"""
+        end = address + len(data)
+        for lo, hi in self._code_ranges:
+            a, b = max(lo, address), min(hi, end)
+            if a < b and self._vm.mem_read(a, b - a) != data[a - address : b - address]:
+                return True
+        return False
+
+    def _rebuild(self) -> None:
+        """Move the whole state to a new icicle VM (empty code cache)."""
+        old, vm = self._vm, icicle.Icicle("msp430")
+        for m in self._mappings:
+            vm.mem_map(m.start, m.size, P.NoAccess if m.mmio else _PROT[m.access])
+            if not m.mmio:
+                vm.mem_write(m.start, bytes(old.mem_read(m.start, m.size)))
+        if self._tracking:
+            for index, (start, size, access) in enumerate(self._pages):
+                if index not in self._dirty and access in _CLEAN:
+                    vm.mem_protect(start, size, _CLEAN[access])
+        for a in self._exits | self._fixups:
+            vm.add_breakpoint(a)
+        for name in REGISTERS:
+            vm.reg_write(_ICICLE_NAME[name], old.reg_read(_ICICLE_NAME[name]))
+        vm.icount = old.icount
+        self._vm = vm
+        self._stale_code = False
+        self._widths.clear()
 
     # -- snapshots ---------------------------------------------------------------------
     def _mark_dirty(self, address: int) -> bool:
@@ -325,6 +385,8 @@ class IcicleEngine(Engine):
             if index in self._dirty or shadow[index] is not page:
                 start, size, access = self._pages[index]
                 if index in self._dirty or shadow[index] != page:
+                    if self._ran and not self._stale_code and self._touches_code(start, page):
+                        self._stale_code = True
                     vm.mem_write(start, page)
                 shadow[index] = page
                 if index in self._dirty and access in _CLEAN:
