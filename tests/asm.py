@@ -19,3 +19,27 @@ def msp430(tmp: Path, source: str, name: str = "prog", script: str = MSP430_LD) 
     subprocess.run(["clang", "--target=msp430", "-c", str(src), "-o", str(obj)], check=True)
     subprocess.run(["ld.lld", "-m", "msp430elf", "-T", str(ld), str(obj), "-o", str(elf)], check=True)
     return elf
+
+
+CORTEX_LD = """
+MEMORY { FLASH (rx) : ORIGIN = 0x08000000, LENGTH = 1M  RAM (rwx) : ORIGIN = 0x20000000, LENGTH = 128K
+         MRAM (rw) : ORIGIN = 0x60000000, LENGTH = 512K }
+SECTIONS {
+  .isr : { KEEP(*(.isr)) } > FLASH
+  .text : { *(.text*) *(.rodata*) } > FLASH
+  .mram : { *(.mram) } > MRAM
+  .data : { *(.data*) } > RAM AT > FLASH
+  .bss (NOLOAD) : { *(.bss*) *(COMMON) } > RAM
+}
+"""
+
+
+def cortex_c(tmp: Path, source: str, name: str = "prog", script: str = CORTEX_LD) -> Path:
+    """Compile and link a freestanding C program for Cortex-M4 with its own linker script
+    and vector table (nothing from the project's firmware)."""
+    src, ld, elf = tmp / f"{name}.c", tmp / f"{name}.ld", tmp / f"{name}.elf"
+    src.write_text(source)
+    ld.write_text(script)
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-O2", "-g", "-nostartfiles",
+                    "-nostdlib", "-ffreestanding", "-T", str(ld), str(src), "-o", str(elf)], check=True)
+    return elf

@@ -255,8 +255,7 @@ class IcicleEngine(Engine):
                     if code == EC.ReadPerm and a not in reads:
                         value = bus.read(a, width)
                         reads[a] = value
-                        vm.mem_protect(a, width, P.ReadWrite)
-                        vm.mem_write(a, value.to_bytes(width, "little"))
+                        vm.mem_write(a, value.to_bytes(width, "little"))  # ignores protection
                         vm.mem_protect(a, width, P.ReadOnly)
                     else:
                         writes.add(a)

@@ -223,13 +223,14 @@ class PasswordBlock(Peripheral):
         self.name, self.base, self.size = name, base, size
         self.password, self.readback = password, readback
         self.protected_offset = protected_offset
-        self.reset_values = reset_values
+        regs: dict = {}
+        for off, v in reset_values.items():
+            regs = RegisterFile.put(regs, off, 2, v)
+        self.reset_regs = regs
         self.reset()
 
     def reset(self) -> None:
-        self.regs = {}
-        for off, v in self.reset_values.items():
-            self.regs = RegisterFile.put(self.regs, off, 2, v)
+        self.regs = self.reset_regs  # never mutated: writes build a new dict
         self.violation = None
 
     def read(self, offset: int, size: int) -> int:
