@@ -165,7 +165,7 @@ def measure(kind: str, board: str) -> dict:
     return {"snapshot_us": snap_us, "restore_us": restore_us, "restore_after_10k_us": spent / 500 * 1e6}
 
 
-def measure_board(board: str, repeats: int = 2) -> dict:
+def measure_board(board: str, repeats: int = 3) -> dict:
     """Every measurement in fresh processes (a process's first JIT run is measurably
     faster than later ones, so sharing one process would bias whatever runs first);
     the best of `repeats` processes for speeds."""
