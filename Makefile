@@ -47,8 +47,8 @@ demo: venv firmware
 	@for board in msp430fr5994 cortex-m4-mram; do \
 	  echo "== $$board: demo under continuous power"; \
 	  $(VENV)/bin/emu run $(BUILD)/$$board/demo.elf --read result || exit 1; \
-	  echo "== $$board: demo with power failures after 700, 900, 1500 and 400 instructions"; \
-	  $(VENV)/bin/emu run $(BUILD)/$$board/demo.elf --fail-after 700,900,1500,400 --read result --read boot_count || exit 1; \
+	  echo "== $$board: demo with six power failures (periods of 500, 300, 400, 300, 350, 450 instructions)"; \
+	  $(VENV)/bin/emu run $(BUILD)/$$board/demo.elf --fail-after 500,300,400,300,350,450 --read result --read boot_count || exit 1; \
 	done
 
 test: venv firmware
