@@ -143,6 +143,10 @@ def fixup_sites(code: bytes, base: int, prune: bool = True) -> list[int]:
     for a in range(start, end, 2):
         i = a - base
         word = code[i] | (code[i + 1] << 8)
+        if 0x1800 <= word < 0x2000 and i + 4 <= len(code):
+            if _extended_register_form(word, code[i + 2] | (code[i + 3] << 8)):
+                sites.append(a)
+            continue
         ids = divergences(word)
         if not ids:
             continue
@@ -155,6 +159,17 @@ def fixup_sites(code: bytes, base: int, prune: bool = True) -> list[int]:
                 continue
         sites.append(a)
     return sites
+
+
+def _extended_register_form(ext: int, word: int) -> bool:
+    """An MSP430X extension word in register mode before ADDC, SUBC, DADD or RRC: icicle's
+    SLEIGH gives ADDCX/SUBCX/DADDX/RRCX (and RRUX) the flag code of D1-D4 (X1)."""
+    if ext & 0x0630:  # reserved bits of the register-mode extension word
+        return False
+    if word >= 0x4000:
+        return word >> 12 in (ADDC, SUBC, DADD) and (word >> 4) & 3 == 0 and not (word >> 7) & 1 \
+            and word & 0xF not in (0, 2)
+    return 0x1000 <= word < 0x1080 and (word >> 4) & 3 == 0 and word & 0xF not in (0, 2)  # RRC Rn
 
 
 # -- flag liveness ------------------------------------------------------------------
@@ -380,7 +395,13 @@ class _Exec:
     # -- instructions ---------------------------------------------------------------
     def run(self) -> None:
         word = self.read(self.start, False)
-        if word >= 0x4000:
+        if 0x1800 <= word < 0x2000:
+            following = self.read(self.start + 2, False)
+            if not _extended_register_form(word, following):
+                raise NotImplementedError(f"MSP430X instruction not modelled: {word:#06x} {following:#06x}")
+            self.r[0] = (self.start + 4) & MASK20
+            self.extended_register(word, following)
+        elif word >= 0x4000:
             self.format1(word)
         elif word >= 0x2000:
             self.jump(word)
@@ -510,6 +531,45 @@ class _Exec:
                 self.store(loc, res | (0xF0000 if value & 0x80 else 0), False, sxt_reg=True)
             else:
                 self.store(loc, res, False)
+
+    def extended_register(self, ext: int, word: int) -> None:
+        """ADDCX, SUBCX, DADDX, RRCX/RRUX in register mode (SLAU367 4.5.2.1, 4.6.3): width
+        from A/L and B/W (.A 20, .W 16, .B 8 bits), repeated n times (n from the word or
+        from Rn), ZC = carry in taken as 0. Results of .W/.B clear the register above."""
+        al, byte = (ext >> 6) & 1, (word >> 6) & 1
+        bits = {(1, 0): 16, (1, 1): 8, (0, 1): 20}.get((al, byte))
+        if bits is None:
+            raise NotImplementedError(f"reserved MSP430X operand size: {ext:#06x} {word:#06x}")
+        n = ((self.r[ext & 0xF] if ext & 0x80 else ext) & 0xF) + 1
+        zero_carry = bool(ext & 0x100)
+        mask, msb = (1 << bits) - 1, 1 << (bits - 1)
+        for _ in range(n):
+            cin = 0 if zero_carry else self.r[2] & C_BIT
+            if word >= 0x4000:
+                op, sreg, dreg = word >> 12, (word >> 8) & 0xF, word & 0xF
+                src = 0 if sreg == 3 else self.r[sreg] & mask
+                dst = self.r[dreg] & mask
+                if op == DADD:
+                    r, c = 0, cin
+                    for i in range(0, bits, 4):
+                        t = ((dst >> i) & 0xF) + ((src >> i) & 0xF) + c
+                        if t > 9:
+                            t += 6
+                        r |= (t & 0xF) << i
+                        c = 1 if t > 0xF else 0
+                    self.flags(n=r & msb, z=r == 0, c=c)  # V undefined: unchanged
+                else:
+                    s = src if op == ADDC else ~src & mask
+                    total = dst + s + cin
+                    r = total & mask
+                    self.flags(n=r & msb, z=r == 0, c=total >> bits, v=~(dst ^ s) & (dst ^ r) & msb)
+                self.setreg(dreg, r)
+            else:  # RRC Rn
+                reg = word & 0xF
+                value = self.r[reg] & mask
+                r = (value >> 1) | (msb if cin else 0)
+                self.flags(n=r & msb, z=r == 0, c=value & 1, v=False)
+                self.setreg(reg, r)
 
     def jump(self, word: int) -> None:
         cond = (word >> 10) & 7
