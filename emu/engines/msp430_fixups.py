@@ -43,12 +43,13 @@ D11    ADD/ADDC/SUB/SUBC/CMP/DADD/BIT/XOR/AND SR,dst: flags     the source is th
 
 `execute` is a complete, exact model of the MSP430 (non-X) instruction set as executed by
 the MSP430X CPU of the FR5994 (20-bit registers and addresses), so it is also correct for
-the harmless false positives `fixup_sites` may return. MSP430X extended instructions
-(0x0000-0x0FFF, 0x1340-0x1FFF: address instructions, CALLA, PUSHM/POPM, extension words)
-are not modelled; `fixup_sites` never flags an address whose word is one of them, and
-`execute` raises NotImplementedError if asked to run one. Note that icicle's SLEIGH spec has
-the same flag bugs in the extended forms (DADDX, ADDCX, SUBCX, RRCX, ...) — they are not
-repaired here because mspdebug cannot check them.
+the harmless false positives `fixup_sites` may return. Of the MSP430X extended
+instructions it models only X1: ADDCX, SUBCX, DADDX and RRCX/RRUX in register mode (an
+extension word 0x18xx-0x1Fxx before the instruction), which share the flag bugs D1-D4 in
+icicle's SLEIGH spec; their values are checked against SLAU367, since mspdebug has no
+MSP430X. Other extended forms (address instructions, CALLA, PUSHM/POPM, memory operands
+with 20-bit address extensions) are not modelled: `fixup_sites` never flags them and
+`execute` raises NotImplementedError if asked to run one.
 
 Choices where the manual leaves the result open (documented, not checked):
 * DADD with non-BCD digits ("the result is not defined for non-BCD numbers"): each digit
@@ -599,5 +600,5 @@ def execute(cpu, pc: int) -> None:
     operand may be a peripheral register, so the caller's read_memory/write_memory must
     route MMIO addresses to the bus. Registers are written back only after the whole
     instruction succeeded (an exception from `cpu` leaves the registers untouched).
-    Raises NotImplementedError for MSP430X extended instructions."""
+    Raises NotImplementedError for MSP430X extended instructions other than X1."""
     _Exec(cpu, pc).run()
