@@ -73,7 +73,7 @@ def raw_cortex(image: ElfImage, counted: bool = True) -> tuple[int, float]:
     uc.mem_map(0xE000_E000, 0x1000, U.UC_PROT_READ | U.UC_PROT_WRITE)
     for seg in image.segments:
         uc.mem_write(seg.address, seg.data)
-    from unicorn.arm_const import UC_ARM_REG_PC, UC_ARM_REG_SP
+    from unicorn.arm_const import UC_ARM_REG_SP
 
     vectors = uc.mem_read(0x0800_0000, 8)
     uc.reg_write(UC_ARM_REG_SP, int.from_bytes(vectors[:4], "little"))

@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .boards import Board, Region, board_for_elf_machine, get_board
+from .boards import Board, board_for_elf_machine, get_board
 from .elf import ElfImage
 from .engines import create_engine
 from .engines.base import Engine, EngineStop, Mapping, StopKind
