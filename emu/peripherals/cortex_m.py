@@ -65,8 +65,9 @@ class STM32USART(Peripheral):
 
 
 class SysTick(Peripheral):
-    """SysTick counting one tick per retired instruction (CLKSOURCE = processor clock,
-    one cycle per instruction). The exception is not delivered."""
+    """SysTick counting one tick per retired instruction (the processor clock at one cycle
+    per instruction). COUNTFLAG is set when the counter reaches 0 and clears when CSR is
+    read (ARMv7-M B3.3). The exception itself is not delivered."""
 
     name = "systick"
     size = 0x10
@@ -78,47 +79,59 @@ class SysTick(Peripheral):
     def reset(self) -> None:
         self.csr = 0
         self.rvr = 0
-        self.start = 0  # clock value when the counter last held `start_value`
+        self.start = 0  # clock when the counter last held `start_value`
         self.start_value = 0
-        self.last_wraps = 0
+        self.zeros_read = 0  # times it had reached 0 when COUNTFLAG was last cleared
 
     def _now(self) -> int:
         return self.clock() if self.clock else 0
 
-    def _current(self) -> tuple[int, int]:
+    def _state(self) -> tuple[int, int]:
+        """(current value, times the counter reached 0 since `start`)."""
         if not self.csr & 1:
             return self.start_value, 0
-        elapsed = self._now() - self.start
-        if elapsed <= self.start_value:
-            return self.start_value - elapsed, 0
-        period = self.rvr + 1
-        elapsed -= self.start_value + 1
-        wraps = 1 + elapsed // period
-        return self.rvr - elapsed % period, wraps
+        e = self._now() - self.start
+        zeros = 0
+        if self.start_value:
+            if e < self.start_value:
+                return self.start_value - e, 0
+            e -= self.start_value  # now at 0
+            zeros = 1
+        if e == 0 or self.rvr == 0:
+            return 0, zeros
+        period = self.rvr + 1  # 0 -> RVR (reload) -> ... -> 1 -> 0
+        value = self.rvr - (e - 1) % period
+        # it reaches 0 again at e = period, 2 * period, ...
+        return value, zeros + e // period
+
+    def _restart(self, value: int) -> None:
+        self.start, self.start_value, self.zeros_read = self._now(), value, 0
 
     def read(self, offset: int, size: int) -> int:
         if offset == 0:
-            value, wraps = self._current()
-            flag = wraps > self.last_wraps
-            self.last_wraps = wraps  # COUNTFLAG clears on read
-            return (self.csr | (1 << 16 if flag else 0)) & 0xFFFFFFFF
+            _, zeros = self._state()
+            flag = zeros > self.zeros_read
+            self.zeros_read = zeros  # COUNTFLAG clears on read
+            return self.csr | (1 << 16 if flag else 0)
         if offset == 4:
             return self.rvr
         if offset == 8:
-            return self._current()[0]
+            return self._state()[0]
         if offset == 0xC:
             return 0x4000_0000  # CALIB: NOREF, no TENMS
         return 0
 
     def write(self, offset: int, size: int, value: int) -> None:
         if offset == 0:
-            current, _ = self._current()
+            current, zeros = self._state()
+            flag_pending = zeros > self.zeros_read
             self.csr = value & 0x7
-            self.start, self.start_value, self.last_wraps = self._now(), current, 0
+            self._restart(current)
+            self.zeros_read = -1 if flag_pending else 0  # keep an unread COUNTFLAG
         elif offset == 4:
-            self.rvr = value & 0xFFFFFF
+            self.rvr = value & 0xFF_FFFF
         elif offset == 8:  # any write clears the counter and COUNTFLAG
-            self.start, self.start_value, self.last_wraps = self._now(), 0, 0
+            self._restart(0)
 
 
 class SystemControlBlock(Peripheral):
