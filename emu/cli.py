@@ -63,13 +63,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--uart-in", type=Path, metavar="FILE", help="bytes the UART receives")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.add_argument("-v", "--verbose", action="store_true", help="report unmodeled peripheral registers")
+    camp = sub.add_parser("campaign", help="fail power after every (or some) instruction k and check the outcome")
+    camp.add_argument("firmware", type=Path, metavar="FIRMWARE.elf")
+    camp.add_argument("--board", choices=sorted(BOARDS), help="default: from the ELF machine type")
+    strategy = camp.add_mutually_exclusive_group(required=True)
+    strategy.add_argument("--exhaustive", action="store_true", help="one trial per k = 1 ... N-1")
+    strategy.add_argument("--range", metavar="A:B", help="trials for A <= k < B")
+    strategy.add_argument("--sample", type=_count, metavar="M", help="M distinct k drawn with --seed")
+    camp.add_argument("--observe", action="append", default=[], metavar="SYMBOL[:NBYTES]",
+                      help="outputs compared with the golden run (default: UART bytes after the last boot)")
+    camp.add_argument("--max-factor", type=float, default=10.0, metavar="F",
+                      help="timeout after F x N instructions in total (default 10)")
+    camp.add_argument("--seed", type=_count, default=0, help="seed for --sample and --volatile-init random")
+    camp.add_argument("--volatile-init", choices=VOLATILE_INIT, default="random")
+    camp.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _run(args)
+        return _campaign(args) if args.command == "campaign" else _run(args)
     except EmuError as exc:
         print(f"emu: error: {exc}", file=sys.stderr)
         return 2
@@ -91,6 +105,27 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(_summary(result))
     return 0 if result.outcome == "completed" else 1
+
+
+def _campaign(args: argparse.Namespace) -> int:
+    from .campaign import Campaign, exhaustive, in_range, sample
+
+    machine = Machine.from_elf(args.firmware, args.board, volatile_init=args.volatile_init, seed=args.seed)
+    campaign = Campaign(machine, observe=args.observe, max_factor=args.max_factor)
+    n = campaign.golden_instructions
+    if args.exhaustive:
+        points = exhaustive(n)
+    elif args.sample is not None:
+        points = sample(n, args.sample, args.seed)
+    else:
+        start, sep, stop = args.range.partition(":")
+        try:
+            points = in_range(n, int(start, 0), int(stop, 0))
+        except ValueError:
+            raise EmuError(f"bad --range {args.range!r}; use A:B (integers)") from None
+    result = campaign.run(points)
+    print(json.dumps(result.to_json()) if args.json else result.summary())
+    return 0 if result.all_correct else 1
 
 
 def _summary(result) -> str:

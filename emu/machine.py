@@ -77,6 +77,7 @@ class Snapshot:
     cycles: tuple[int, ...]  # completed periods
     period: int  # instructions at the start of the current period (engine counter)
     boots: int
+    tx_at_boot: int  # UART bytes sent before the current (or last) boot
 
 
 class Machine:
@@ -114,6 +115,7 @@ class Machine:
         self._cycles: list[int] = []
         self._period_start = 0
         self._boots = 0
+        self._tx_at_boot = 0
         self._pool: bytes | None = None
         self.unmodeled_log: list[str] = []
         self._initial = self.snapshot()
@@ -226,6 +228,11 @@ class Machine:
     def boots(self) -> int:
         return self._boots
 
+    @property
+    def uart_since_boot(self) -> bytes:
+        """UART bytes the firmware sent since the current (or last) power-on."""
+        return bytes(self.link.tx[self._tx_at_boot :])
+
     def power_on(self) -> None:
         """Apply power: volatile state per `volatile_init`, then the board's reset rule."""
         if self._powered:
@@ -255,6 +262,7 @@ class Machine:
             engine.write_register("xpsr", 0x0100_0000)
             engine.pc = int.from_bytes(vectors[4:], "little") & ~1
         self._boots += 1
+        self._tx_at_boot = len(self.link.tx)
         self._powered = True
         self._period_start = engine.instructions
 
@@ -340,7 +348,7 @@ class Machine:
     # -- snapshots ------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
         return Snapshot(self.engine.save(), self.bus.save(), self.link.save(), self._powered,
-                        tuple(self._cycles), self._period_start, self._boots)
+                        tuple(self._cycles), self._period_start, self._boots, self._tx_at_boot)
 
     def restore(self, snapshot: Snapshot) -> None:
         self.engine.load(snapshot.engine)
@@ -350,6 +358,7 @@ class Machine:
         self._cycles = list(snapshot.cycles)
         self._period_start = snapshot.period
         self._boots = snapshot.boots
+        self._tx_at_boot = snapshot.tx_at_boot
 
     def reset(self, uart_input: bytes | None = None) -> None:
         """Back to the just-flashed state (reusing the engine)."""

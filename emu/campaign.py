@@ -1,0 +1,186 @@
+"""Fault-injection campaigns: fail power after instruction k, for many k, and compare each
+trial's outcome with the continuous-power (golden) run.
+
+A trial "at k" fails power after exactly k instructions of the first power-on period, then
+power stays on until completion. It is `correct` when it completes and every observed
+output equals the golden run's; otherwise `wrong_output`, `crash`, or `timeout` (no
+completion within `max_factor` x N instructions in total, N = golden instructions).
+
+Observed outputs: the bytes of the `observe` symbols; without any, the UART bytes the
+firmware sent after its last boot.
+
+Speed: the golden run is recorded as snapshots every `interval` instructions; a trial
+restores the nearest snapshot before k instead of re-running the prefix, on one reused
+machine. (Parallel workers, pruning, resumable result files, reports and the pytest plugin
+come with the campaign issue.)
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from .debuginfo import SourceMap
+from .engines.base import StopKind
+from .errors import EmuError
+from .machine import Machine, Snapshot
+
+__all__ = ["Trial", "CampaignResult", "Campaign", "exhaustive", "in_range", "sample", "OUTCOMES"]
+
+OUTCOMES = ("correct", "wrong_output", "crash", "timeout")
+
+
+# -- strategies: which k -------------------------------------------------------------------
+def exhaustive(golden_instructions: int) -> list[int]:
+    """k = 1 ... N-1."""
+    return list(range(1, golden_instructions))
+
+
+def in_range(golden_instructions: int, start: int, stop: int) -> list[int]:
+    """start <= k < stop, clipped to 1 ... N-1."""
+    if start >= stop:
+        raise EmuError(f"empty range {start}:{stop}; use --range A:B with A < B")
+    return list(range(max(1, start), min(stop, golden_instructions)))
+
+
+def sample(golden_instructions: int, count: int, seed: int) -> list[int]:
+    """`count` distinct k drawn uniformly from 1 ... N-1 (all of them if fewer)."""
+    population = range(1, golden_instructions)
+    return sorted(random.Random(seed).sample(population, min(count, len(population))))
+
+
+# -- results ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Trial:
+    at: int
+    outcome: str
+    pc: int  # the instruction that did not execute (the failure came before it)
+    observed: dict[str, bytes]
+    error: str | None = None
+
+
+@dataclass
+class CampaignResult:
+    firmware: Path
+    board: str
+    golden_instructions: int
+    expected: dict[str, bytes]
+    trials: list[Trial] = field(default_factory=list)
+    observe: tuple[str, ...] = ()
+    source: SourceMap | None = None
+
+    @property
+    def outcomes(self) -> dict[str, int]:
+        counts = dict.fromkeys(OUTCOMES, 0)
+        for t in self.trials:
+            counts[t.outcome] += 1
+        return counts
+
+    @property
+    def failures(self) -> list[Trial]:
+        return sorted((t for t in self.trials if t.outcome != "correct"), key=lambda t: t.at)
+
+    @property
+    def all_correct(self) -> bool:
+        return not self.failures
+
+    def reproduce(self, trial: Trial) -> str:
+        reads = "".join(f" --read {name}" for name in self.observe)
+        return f"emu run {self.firmware} --board {self.board} --fail-after {trial.at}{reads}"
+
+    def to_json(self) -> dict:
+        failures = []
+        for t in self.failures:
+            pos = self.source.lookup(t.pc) if self.source else None
+            failures.append({
+                "at": t.at, "pc": t.pc,
+                "function": pos.function if pos else None, "file": pos.file if pos else None,
+                "line": pos.line if pos else None, "outcome": t.outcome,
+                "observed": {k: v.hex() for k, v in t.observed.items()},
+                "expected": {k: v.hex() for k, v in self.expected.items()},
+                "reproduce": self.reproduce(t),
+            })
+        return {"golden_instructions": self.golden_instructions, "trials": len(self.trials),
+                "outcomes": self.outcomes, "pruned": 0, "failures": failures}
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{n} {k}" for k, n in self.outcomes.items())
+        lines = [f"{len(self.trials)} trials on {self.board} (golden run: {self.golden_instructions} "
+                 f"instructions): {counts}"]
+        for t in self.failures[:10]:
+            pos = self.source.lookup(t.pc) if self.source else None
+            where = pos.function or "?" if pos else "?"
+            if pos and pos.file:
+                where += f" ({pos.file}:{pos.line})"
+            lines.append(f"  at {t.at}: {t.outcome} before pc {t.pc:#x} in {where}; reproduce: {self.reproduce(t)}")
+        if len(self.failures) > 10:
+            lines.append(f"  ... {len(self.failures) - 10} more")
+        return "\n".join(lines)
+
+
+# -- execution -----------------------------------------------------------------------------
+class Campaign:
+    """Golden run plus trials on one reused machine."""
+
+    def __init__(self, machine: Machine, observe: Sequence[str] = (), max_factor: float = 10.0,
+                 interval: int | None = None):
+        if max_factor < 1:
+            raise EmuError("max-factor must be >= 1")
+        self.machine = machine
+        self.observe = tuple(observe)
+        self._reads = [machine._parse_read(spec) for spec in self.observe]
+        machine.reset()
+        golden = machine.run()
+        if golden.outcome != "completed":
+            raise EmuError(f"the golden (continuous-power) run did not complete: {golden.outcome}"
+                           f"{': ' + golden.error if golden.error else ''}")
+        self.golden_instructions = golden.instructions
+        self.expected = self._observed()
+        self.limit = int(max_factor * self.golden_instructions)
+        self.interval = interval or max(256, self.golden_instructions // 1000)
+        self._snapshots: list[tuple[int, Snapshot]] = []
+        machine.reset()
+        while True:  # snapshots along the golden run, in its single power-on period
+            machine.power_on()
+            self._snapshots.append((machine.instructions, machine.snapshot()))
+            if machine.step(self.interval).kind != StopKind.LIMIT:
+                break
+        self._positions = [p for p, _ in self._snapshots]
+
+    def _observed(self) -> dict[str, bytes]:
+        m = self.machine
+        if self._reads:
+            return {name: m.engine.read_memory(address, size) for name, address, size in self._reads}
+        return {"uart": m.uart_since_boot}
+
+    def trial(self, at: int) -> Trial:
+        m = self.machine
+        i = bisect.bisect_right(self._positions, at) - 1
+        position, snap = self._snapshots[i]
+        m.restore(snap)
+        if at > position:
+            stop = m.step(at - position)
+            if stop.kind != StopKind.LIMIT:
+                raise EmuError(f"trial at {at}: the golden run ends before it ({self.golden_instructions})")
+        pc = m.engine.pc
+        m.power_fail()
+        result = m.run(max_instructions=self.limit)
+        observed = self._observed()
+        if result.outcome == "completed":
+            outcome = "correct" if observed == self.expected else "wrong_output"
+        else:
+            outcome = result.outcome
+        return Trial(at, outcome, pc, observed, result.error)
+
+    def run(self, points: Iterable[int], progress: Callable[[int], None] | None = None) -> CampaignResult:
+        m = self.machine
+        result = CampaignResult(m.image.path, m.board.name, self.golden_instructions, self.expected,
+                                observe=self.observe, source=SourceMap.from_elf(m.image.path))
+        for n, at in enumerate(points, 1):
+            result.trials.append(self.trial(at))
+            if progress:
+                progress(n)
+        return result

@@ -1,0 +1,124 @@
+"""Campaigns against an independent, deliberately simple reference: a fresh machine per
+k, run from reset with --fail-after k. Real toolchains, real engines."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import emu
+from emu.campaign import Campaign, exhaustive
+from tests import asm
+
+pytestmark = pytest.mark.skipif(shutil.which("clang") is None or shutil.which("arm-none-eabi-gcc") is None,
+                                reason="toolchains missing")
+
+# A write-after-read hazard: counter is read, incremented and written back in place. A
+# failure after the write (before the next checkpoint-free instruction completes) makes
+# the rerun increment it again.
+MSP430_WAR = """
+    .section .text,"ax"
+    .globl _start
+_start:
+    mov &counter, r5          ; 1  read NV
+    add #1, r5                ; 2
+    mov r5, &counter          ; 3  write it back in place
+    mov r5, &result           ; 4
+1:  jmp 1b
+    .section .nv,"aw"
+    .globl counter, result
+    .type counter, @object
+    .size counter, 2
+counter: .word 0
+    .type result, @object
+    .size result, 2
+result:  .word 0
+    .section .vectors,"ax"
+    .word _start
+"""
+
+CORTEX_WAR = r"""
+#include <stdint.h>
+__attribute__((section(".mram"))) volatile uint32_t counter, result, done;
+void reset(void);
+__attribute__((section(".isr"))) const void *vectors[] = {(void *)0x20020000, (void *)reset};
+void reset(void)
+{
+    uint32_t c = counter + 1;      /* read ... */
+    counter = c;                   /* ... then write in place: not idempotent */
+    for (volatile int i = 0; i < 5; i++) {}
+    result = c * 3;
+    done = 1;
+    for (;;) {}
+}
+"""
+
+
+def naive(elf, observe, k):
+    """The slow reference: new machine, run from reset, compare with a golden run."""
+    golden = emu.Machine.from_elf(elf, observe=observe).run()
+    r = emu.Machine.from_elf(elf, observe=observe, max_instructions=10 * golden.instructions).run(fail_after=[k])
+    if r.outcome != "completed":
+        return r.outcome
+    return "correct" if r.reads == golden.reads else "wrong_output"
+
+
+@pytest.fixture(scope="module", params=["msp430", "cortex"])
+def war(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(request.param)
+    if request.param == "msp430":
+        return asm.msp430(tmp, MSP430_WAR, "war"), ["counter", "result"]
+    return asm.cortex_c(tmp, CORTEX_WAR, "war"), ["counter:4", "result:4"]
+
+
+def test_campaign_matches_the_naive_reference_at_every_k(war):
+    elf, observe = war
+    campaign = Campaign(emu.Machine.from_elf(elf), observe=observe)
+    n = campaign.golden_instructions
+    result = campaign.run(exhaustive(n))
+    assert len(result.trials) == n - 1
+    reference = {k: naive(elf, observe, k) for k in range(1, n)}
+    assert {t.at: t.outcome for t in result.trials} == reference
+    assert not result.all_correct  # the hazard is found
+
+
+def test_msp430_war_fails_exactly_after_the_in_place_write(tmp_path):
+    elf = asm.msp430(tmp_path, MSP430_WAR, "war")
+    result = Campaign(emu.Machine.from_elf(elf), observe=["counter", "result"]).run(range(1, 4))
+    # k = 3: counter = 1 survived the failure, the rerun makes it 2 (golden: 1)
+    assert [(t.at, t.outcome) for t in result.trials] == [(1, "correct"), (2, "correct"), (3, "wrong_output")]
+    bad = result.failures[0]
+    assert bad.observed["counter"] == (2).to_bytes(2, "little") and bad.pc == 0x4400 + 4 + 2 + 4
+    assert result.expected == {"counter": (1).to_bytes(2, "little"), "result": (1).to_bytes(2, "little")}
+
+
+def test_correct_demo_passes_an_exhaustive_campaign(build_dir):
+    for board in ("msp430fr5994", "cortex-m4-mram"):
+        c = Campaign(emu.Machine.from_elf(build_dir / board / "demo.elf"), observe=["result"])
+        r = c.run(exhaustive(c.golden_instructions))
+        assert r.all_correct, r.summary()
+
+
+def test_cli_json_and_exit_codes(war):
+    elf, observe = war
+    args = [sys.executable, "-m", "emu", "campaign", str(elf), "--exhaustive", "--json"]
+    for spec in observe:
+        args += ["--observe", spec]
+    out = subprocess.run(args, capture_output=True, text=True)
+    assert out.returncode == 1, out.stderr
+    data = json.loads(out.stdout)
+    assert data["trials"] == data["golden_instructions"] - 1 == sum(data["outcomes"].values())
+    assert data["failures"] and data["failures"] == sorted(data["failures"], key=lambda f: f["at"])
+    first = data["failures"][0]
+    assert first["reproduce"].startswith(f"emu run {elf}") and f"--fail-after {first['at']}" in first["reproduce"]
+    # the reproducer replays the trial: same observed bytes
+    replay = subprocess.run([sys.executable, "-m"] + first["reproduce"].split()[:1] + first["reproduce"].split()[1:]
+                            + ["--json"], capture_output=True, text=True)
+    assert json.loads(replay.stdout)["reads"] == first["observed"]
+    bad = subprocess.run([sys.executable, "-m", "emu", "campaign", str(elf), "--range", "5:2"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "empty range" in bad.stderr
