@@ -6,7 +6,7 @@ in `emu.peripherals`); no other code path changes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .engines.base import Access
 
@@ -46,8 +46,6 @@ class Board:
     clock_hz: int
     peripherals: tuple[str, ...]  # names understood by emu.peripherals.build_bus
     description: str = ""
-    address_bits: int = 32
-    extra: dict = field(default_factory=dict)
 
     def region_at(self, address: int, size: int = 1) -> Region | None:
         for r in self.regions:
@@ -69,7 +67,6 @@ MSP430FR5994 = Board(
     arch="msp430",
     elf_machine="EM_MSP430",
     description="TI MSP430FR5994: MSP430X CPU, 256 KiB FRAM, 8 KiB SRAM",
-    address_bits=20,
     clock_hz=8_000_000,
     regions=(
         Region("peripherals", 0x0000, 0x1000, Access.RW, mmio=True),

@@ -200,8 +200,7 @@ def _line_rows(data: bytes) -> list[tuple[int, str, int]]:
                 elif sub == 2:  # set_address
                     address = int.from_bytes(data[p + 1 : p + size], "little")
                 elif sub == 3:  # define_file
-                    name, q = _cstring(data, p + 1)
-                    files.append(name)
+                    files.append(_cstring(data, p + 1)[0])
                 p += size
             elif op == 1:  # copy
                 emit()

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -117,7 +118,6 @@ class Machine:
         self._boots = 0
         self._tx_at_boot = 0
         self._pool: bytes | None = None
-        self.unmodeled_log: list[str] = []
         self._initial = self.snapshot()
 
     @classmethod
@@ -368,12 +368,10 @@ class Machine:
 
     # -- diagnostics ------------------------------------------------------------------------
     def _report_unmodeled(self, address: int) -> None:
-        message = f"unmodeled peripheral register {address:#x}: keeps what is written, reset at power failure"
-        self.unmodeled_log.append(message)
+        """Called once per unmodeled register (the bus keeps the set: `bus.unmodeled`)."""
         if self.verbose:
-            import sys
-
-            print(f"emu: {message}", file=sys.stderr)
+            print(f"emu: unmodeled peripheral register {address:#x}: keeps what is written, "
+                  "reset at power failure", file=sys.stderr)
 
 
 _POOL_SLACK = 1 << 16

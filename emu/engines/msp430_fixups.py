@@ -121,11 +121,6 @@ def divergences(word: int) -> list[str]:
     return out
 
 
-def is_affected(word: int) -> bool:
-    """True if an instruction whose first word is `word` is one icicle can mis-execute."""
-    return bool(divergences(word))
-
-
 def fixup_sites(code: bytes, base: int, prune: bool = True) -> list[int]:
     """Addresses (even, within [base, base+len(code))) where an instruction the engine
     mis-executes could start. False positives are fine (a breakpoint there is harmless if
@@ -329,7 +324,7 @@ class _Exec:
         return (base + x) & 0xFFFF
 
     # -- operands -------------------------------------------------------------------
-    def source(self, As: int, reg: int, byte: bool, for_write: bool = False):
+    def source(self, As: int, reg: int, byte: bool):
         """Evaluate a source (or format-II) operand. Returns (value, location) where
         location is ('r', n), ('m', addr) or None (constant). Autoincrement is applied
         immediately (the source completes before the destination is evaluated)."""

@@ -13,7 +13,7 @@ from .base import Link, Peripheral
 from .cortex_m import STM32USART, SysTick, SystemControlBlock
 from .msp430 import CS, EUSCIA, MPY32, PMM, WDT_A
 
-__all__ = ["Link", "Peripheral", "PeripheralBus", "build_bus", "UART_NAMES"]
+__all__ = ["Link", "Peripheral", "PeripheralBus", "build_bus"]
 
 _FACTORIES: dict[str, Callable[[Link], list[Peripheral]]] = {
     "msp430-eusci-a0": lambda link: [EUSCIA(0x05C0, "eusci_a0", link)],
@@ -23,9 +23,6 @@ _FACTORIES: dict[str, Callable[[Link], list[Peripheral]]] = {
     "cortex-m-systick": lambda link: [SysTick(0xE000_E010)],
     "cortex-m-scb": lambda link: [SystemControlBlock(0xE000_ED00)],
 }
-
-#: the peripheral that carries the console and host protocol on each board
-UART_NAMES = ("eusci_a0", "usart1")
 
 
 class PeripheralBus:
@@ -47,14 +44,6 @@ class PeripheralBus:
 
     def by_name(self, name: str) -> Peripheral | None:
         return next((p for p in self.peripherals if p.name == name), None)
-
-    @property
-    def uart(self):
-        for name in UART_NAMES:
-            p = self.by_name(name)
-            if p is not None:
-                return p
-        return None
 
     def _note(self, address: int) -> None:
         if address not in self.unmodeled:
