@@ -112,7 +112,8 @@ def _line_rows_from_elf(path) -> list[tuple[int, str, int]]:
         return []
 
 
-def _uleb(data: bytes, p: int) -> tuple[int, int]:
+def _leb(data: bytes, p: int, signed: bool = False) -> tuple[int, int]:
+    """A (U|S)LEB128 number at data[p]: (value, position after it)."""
     value = shift = 0
     while True:
         byte = data[p]
@@ -120,18 +121,7 @@ def _uleb(data: bytes, p: int) -> tuple[int, int]:
         value |= (byte & 0x7F) << shift
         shift += 7
         if not byte & 0x80:
-            return value, p
-
-
-def _sleb(data: bytes, p: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[p]
-        p += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            if byte & 0x40:
+            if signed and byte & 0x40:
                 value -= 1 << shift
             return value, p
 
@@ -174,9 +164,9 @@ def _line_rows(data: bytes) -> list[tuple[int, str, int]]:
         files = [""]
         while data[p]:
             name, p = _cstring(data, p)
-            d, p = _uleb(data, p)
-            _, p = _uleb(data, p)
-            _, p = _uleb(data, p)
+            d, p = _leb(data, p)
+            _, p = _leb(data, p)
+            _, p = _leb(data, p)
             files.append(f"{dirs[d]}/{name}" if 0 < d < len(dirs) else name)
         p = program
         address, file, line = 0, 1, 1
@@ -193,7 +183,7 @@ def _line_rows(data: bytes) -> list[tuple[int, str, int]]:
                 line += line_base + adjusted % line_range
                 emit()
             elif op == 0:  # extended opcode
-                size, p = _uleb(data, p)
+                size, p = _leb(data, p)
                 sub = data[p]
                 if sub == 1:  # end_sequence
                     address, file, line = 0, 1, 1
@@ -205,13 +195,13 @@ def _line_rows(data: bytes) -> list[tuple[int, str, int]]:
             elif op == 1:  # copy
                 emit()
             elif op == 2:  # advance_pc
-                n, p = _uleb(data, p)
+                n, p = _leb(data, p)
                 address += n * min_inst
             elif op == 3:  # advance_line
-                n, p = _sleb(data, p)
+                n, p = _leb(data, p, signed=True)
                 line += n
             elif op == 4:  # set_file
-                file, p = _uleb(data, p)
+                file, p = _leb(data, p)
             elif op == 8:  # const_add_pc
                 address += ((255 - opcode_base) // line_range) * min_inst
             elif op == 9:  # fixed_advance_pc
@@ -219,6 +209,6 @@ def _line_rows(data: bytes) -> list[tuple[int, str, int]]:
                 p += 2
             else:  # column, flags, isa, ...: skip their ULEB operands
                 for _ in range(lengths[op - 1]):
-                    _, p = _uleb(data, p)
+                    _, p = _leb(data, p)
         off = end
     return rows

@@ -438,22 +438,11 @@ class _Exec:
             else:
                 s = src
                 cin = carry if op == ADDC else 0
-            total = dst + s + cin
-            r = total & mask
-            self.flags(n=r & msb, z=r == 0, c=total >> bits,
-                       v=(~(dst ^ s) & (dst ^ r) & msb))
+            r = self.add(dst, s, cin, bits)
             if op != CMP:
                 res = r
         elif op == DADD:
-            r, c = 0, carry
-            for i in range(0, bits, 4):
-                t = ((dst >> i) & 0xF) + ((src >> i) & 0xF) + c
-                if t > 9:
-                    t += 6
-                r |= (t & 0xF) << i
-                c = 1 if t > 0xF else 0
-            self.flags(n=r & msb, z=r == 0, c=c)  # V: undefined, left unchanged
-            res = r
+            res = self.decimal_add(dst, src, carry, bits)
         elif op in (BIT, AND):
             r = src & dst
             self.flags(n=r & msb, z=r == 0, c=r != 0, v=False)
@@ -511,9 +500,7 @@ class _Exec:
 
         value, loc = self.source(As, reg, byte)
         if code == RRC:
-            res = (value >> 1) | (msb if self.r[2] & C_BIT else 0)
-            self.flags(n=res & msb, z=res == 0, c=value & 1, v=False)
-            self.store(loc, res, byte)
+            self.store(loc, self.rotate_right(value, self.r[2] & C_BIT, bits), byte)
         elif code == RRA:
             res = (value >> 1) | (value & msb)
             self.flags(n=res & msb, z=res == 0, c=value & 1, v=False)
@@ -538,7 +525,7 @@ class _Exec:
             raise NotImplementedError(f"reserved MSP430X operand size: {ext:#06x} {word:#06x}")
         n = ((self.r[ext & 0xF] if ext & 0x80 else ext) & 0xF) + 1
         zero_carry = bool(ext & 0x100)
-        mask, msb = (1 << bits) - 1, 1 << (bits - 1)
+        mask = (1 << bits) - 1
         for _ in range(n):
             cin = 0 if zero_carry else self.r[2] & C_BIT
             if word >= 0x4000:
@@ -546,26 +533,41 @@ class _Exec:
                 src = 0 if sreg == 3 else self.r[sreg] & mask
                 dst = self.r[dreg] & mask
                 if op == DADD:
-                    r, c = 0, cin
-                    for i in range(0, bits, 4):
-                        t = ((dst >> i) & 0xF) + ((src >> i) & 0xF) + c
-                        if t > 9:
-                            t += 6
-                        r |= (t & 0xF) << i
-                        c = 1 if t > 0xF else 0
-                    self.flags(n=r & msb, z=r == 0, c=c)  # V undefined: unchanged
+                    r = self.decimal_add(dst, src, cin, bits)
                 else:
-                    s = src if op == ADDC else ~src & mask
-                    total = dst + s + cin
-                    r = total & mask
-                    self.flags(n=r & msb, z=r == 0, c=total >> bits, v=~(dst ^ s) & (dst ^ r) & msb)
+                    r = self.add(dst, src if op == ADDC else ~src & mask, cin, bits)
                 self.setreg(dreg, r)
             else:  # RRC Rn
                 reg = word & 0xF
-                value = self.r[reg] & mask
-                r = (value >> 1) | (msb if cin else 0)
-                self.flags(n=r & msb, z=r == 0, c=value & 1, v=False)
-                self.setreg(reg, r)
+                self.setreg(reg, self.rotate_right(self.r[reg] & mask, cin, bits))
+
+    # -- arithmetic shared by the core and the extended (X1) forms ----------------------
+    def add(self, dst: int, s: int, cin: int, bits: int) -> int:
+        """dst + s + cin in `bits` bits (s already complemented for subtraction); sets
+        N, Z, C (carry out) and V (signed overflow)."""
+        msb = 1 << (bits - 1)
+        total = dst + s + cin
+        r = total & ((1 << bits) - 1)
+        self.flags(n=r & msb, z=r == 0, c=total >> bits, v=~(dst ^ s) & (dst ^ r) & msb)
+        return r
+
+    def decimal_add(self, dst: int, src: int, cin: int, bits: int) -> int:
+        """BCD dst + src + cin digit by digit; sets N, Z, C (V is undefined: unchanged)."""
+        r, c = 0, cin
+        for i in range(0, bits, 4):
+            t = ((dst >> i) & 0xF) + ((src >> i) & 0xF) + c
+            if t > 9:
+                t += 6
+            r |= (t & 0xF) << i
+            c = 1 if t > 0xF else 0
+        self.flags(n=r >> (bits - 1) & 1, z=r == 0, c=c)
+        return r
+
+    def rotate_right(self, value: int, cin: int, bits: int) -> int:
+        """RRC: carry into the MSB, bit 0 into C; V reset."""
+        r = (value >> 1) | ((1 << (bits - 1)) if cin else 0)
+        self.flags(n=r >> (bits - 1) & 1, z=r == 0, c=value & 1, v=False)
+        return r
 
     def jump(self, word: int) -> None:
         cond = (word >> 10) & 7
