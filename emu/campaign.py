@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Sequence
 from .debuginfo import SourceMap
 from .engines.base import StopKind
 from .errors import EmuError
-from .machine import Machine, Snapshot
+from .machine import Machine, RunResult, Snapshot
 
 __all__ = ["Trial", "CampaignResult", "Campaign", "exhaustive", "in_range", "sample", "OUTCOMES"]
 
@@ -131,14 +131,14 @@ class Campaign:
             raise EmuError("max-factor must be >= 1")
         self.machine = machine
         self.observe = tuple(observe)
-        self._reads = [machine._parse_read(spec) for spec in self.observe]
+        machine.observe_symbols(self.observe)
         machine.reset()
         golden = machine.run()
         if golden.outcome != "completed":
             raise EmuError(f"the golden (continuous-power) run did not complete: {golden.outcome}"
                            f"{': ' + golden.error if golden.error else ''}")
         self.golden_instructions = golden.instructions
-        self.expected = self._observed()
+        self.expected = self._observed(golden)
         self.limit = int(max_factor * self.golden_instructions)
         self.interval = interval or max(256, self.golden_instructions // 1000)
         self._snapshots: list[tuple[int, Snapshot]] = []
@@ -150,11 +150,8 @@ class Campaign:
                 break
         self._positions = [p for p, _ in self._snapshots]
 
-    def _observed(self) -> dict[str, bytes]:
-        m = self.machine
-        if self._reads:
-            return {name: m.engine.read_memory(address, size) for name, address, size in self._reads}
-        return {"uart": m.uart_since_boot}
+    def _observed(self, result: RunResult) -> dict[str, bytes]:
+        return result.reads if self.observe else {"uart": self.machine.uart_since_boot}
 
     def trial(self, at: int) -> Trial:
         m = self.machine
@@ -168,7 +165,7 @@ class Campaign:
         pc = m.engine.pc
         m.power_fail()
         result = m.run(max_instructions=self.limit)
-        observed = self._observed()
+        observed = self._observed(result)
         if result.outcome == "completed":
             outcome = "correct" if observed == self.expected else "wrong_output"
         else:

@@ -105,7 +105,7 @@ class Machine:
         self.engine = engine or create_engine(board.arch)
         self.engine.map([Mapping(r.start, r.size, r.access, r.mmio) for r in board.regions], self.bus)
         self._flash(image)
-        self.observe = [self._parse_read(spec) for spec in observe]
+        self.observe_symbols(observe)
         exits = set(_self_branches(board.arch, image))
         if until is not None:
             exits.add(self.resolve_address(until))
@@ -171,6 +171,10 @@ class Machine:
             pass
         address = self.image.symbol(where).address
         return address & ~1 if self.board.arch == "cortex-m" else address
+
+    def observe_symbols(self, specs: Sequence[str]) -> None:
+        """The symbols ("SYMBOL[:NBYTES]") whose bytes `run()` reports in `reads`."""
+        self.observe = [self._parse_read(spec) for spec in specs]
 
     def _parse_read(self, spec: str) -> tuple[str, int, int]:
         name, _, count = spec.partition(":")
@@ -335,10 +339,8 @@ class Machine:
                 self.power_fail()
                 continue
             if engine.instructions >= limit:
-                outcome = "timeout"
-                error = f"no completion within {limit} instructions"
-                break
-        if outcome == "timeout" and error is None:
+                break  # timeout
+        if outcome == "timeout":
             error = f"no completion within {limit} instructions"
         cycles = self._cycles + [self.period_instructions]
         reads = {name: engine.read_memory(address, size) for name, address, size in self.observe}
