@@ -338,13 +338,9 @@ class _Exec:
         if As == 1:
             if reg == 2:  # absolute
                 addr = self.fetch()
-            elif reg == 0:  # symbolic: relative to the extension word's address
+            elif reg == 0:  # symbolic: X(PC), relative to the extension word's address
                 ext_addr = self.r[0]
-                x = self.fetch()
-                if ext_addr & 0xF0000:
-                    addr = (ext_addr + (x - 0x10000 if x & 0x8000 else x)) & MASK20
-                else:
-                    addr = (ext_addr + x) & 0xFFFF
+                addr = self.indexed(ext_addr, self.fetch())
             else:
                 addr = self.indexed(self.r[reg], self.fetch())
             return self.read(addr, byte), ("m", addr)
@@ -364,13 +360,9 @@ class _Exec:
             return value, ("r", reg)
         if reg == 2:
             addr = self.fetch()
-        elif reg == 0:
+        elif reg == 0:  # symbolic: X(PC)
             ext_addr = self.r[0]
-            x = self.fetch()
-            if ext_addr & 0xF0000:
-                addr = (ext_addr + (x - 0x10000 if x & 0x8000 else x)) & MASK20
-            else:
-                addr = (ext_addr + x) & 0xFFFF
+            addr = self.indexed(ext_addr, self.fetch())
         elif reg == 3:
             raise NotImplementedError("X(R3) destination")
         else:
