@@ -299,12 +299,17 @@ class IcicleEngine(Engine):
     def write_memory(self, address: int, data: bytes) -> None:
         # icicle's mem_write ignores page permissions, which is what flashing needs
         data = bytes(data)
-        if self._ran and not self._stale_code and self._touches_code(address, data):
-            self._stale_code = True
+        self._note_code_write(address, data)
         self._vm.mem_write(address, data)
         if self._tracking:
             for start in range(address & ~(PAGE - 1), address + len(data), PAGE):
                 self._mark_dirty(start)
+
+    def _note_code_write(self, address: int, data: bytes) -> None:
+        """Before a write from Python: if it changes code that already ran, the next run
+        needs a fresh VM (icicle keeps translated code forever)."""
+        if self._ran and not self._stale_code and self._touches_code(address, data):
+            self._stale_code = True
 
     def _touches_code(self, address: int, data: bytes) -> bool:
         """Does writing `data` change bytes of the flashed code (`scan_code` segments)?"""
@@ -384,8 +389,7 @@ class IcicleEngine(Engine):
             if index in self._dirty or shadow[index] is not page:
                 start, size, access = self._pages[index]
                 if index in self._dirty or shadow[index] != page:
-                    if self._ran and not self._stale_code and self._touches_code(start, page):
-                        self._stale_code = True
+                    self._note_code_write(start, page)
                     vm.mem_write(start, page)
                 shadow[index] = page
                 if index in self._dirty and access in _CLEAN:
