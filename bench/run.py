@@ -126,11 +126,10 @@ def measure(kind: str, board: str) -> dict:
     machine = emu.Machine.from_elf(elf, board)
     start = machine.snapshot()
     if kind in ("run", "fail"):
+        n = machine.run().instructions  # also warms the JIT, as for the raw engine
+        schedule = [FAIL_EVERY] * (n // FAIL_EVERY + 10) if kind == "fail" else None
         best = None
-        for _ in range(2):  # the first also warms the JIT, as for the raw engine
-            machine.restore(start)
-            n = machine.run().instructions
-            schedule = [FAIL_EVERY] * (n // FAIL_EVERY + 10) if kind == "fail" else None
+        for _ in range(2):
             machine.restore(start)
             t = time.perf_counter()
             result = machine.run(fail_after=schedule)
