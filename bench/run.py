@@ -1,6 +1,6 @@
 """Emulator-core benchmark (`make bench`): prints a table, writes bench/results.json.
 
-For each board, on the project's compute-heavy firmware (build/<board>/matvec.elf, a 64x64
+For each board, on the project's compute-heavy firmware (build/bench/<board>/matvec.elf, a 64x64
 int16 matrix-vector product repeated to >= 50 million instructions):
 
 Every speed is the best of two or three runs (the first warms the JIT).
@@ -113,7 +113,7 @@ def _time_raw(run) -> tuple[int, float]:
 
 def measure(kind: str, board: str) -> dict:
     """One measurement, in this process. Speeds are in MIPS."""
-    elf = BUILD / board / "matvec.elf"
+    elf = BUILD / "bench" / board / "matvec.elf"
     image = ElfImage.read(elf)
     if kind == "raw":
         n, t = (raw_msp430 if board == "msp430fr5994" else raw_cortex)(image)

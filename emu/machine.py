@@ -8,9 +8,11 @@
   power-on period. At a failure all volatile memory, registers and peripheral state are
   lost. At the next power-on volatile memory and registers hold what `volatile_init` says
   (random from the seed, zeros, or what they held), then the board's reset rule applies.
-* A run ends `completed` when the CPU is about to execute a branch to itself or reaches
-  `until`; `crash` on an invalid instruction or bad access; `timeout` when
-  `max_instructions` (all periods together) run out.
+* A run ends `completed` when the CPU is about to execute a branch to itself, reaches
+  `until`, or waits for host input that is not there (it enters `proto_wait_input`, the
+  project firmware's wait for a UART byte, while the UART input is empty: the firmware
+  has done what it can and now waits for the host); `crash` on an invalid instruction or
+  bad access; `timeout` when `max_instructions` (all periods together) run out.
 * Runs are deterministic: same ELF, options and seed give the same result.
 """
 
@@ -33,6 +35,8 @@ from .peripherals import Link, PeripheralBus, build_bus
 __all__ = ["Machine", "RunResult", "Snapshot", "VOLATILE_INIT", "DEFAULT_MAX_INSTRUCTIONS"]
 
 VOLATILE_INIT = ("random", "zero", "keep")
+# Functions in which firmware waits for host input (firmware/lib/protocol.c).
+INPUT_WAIT_SYMBOLS = ("proto_wait_input",)
 DEFAULT_MAX_INSTRUCTIONS = 10**9
 
 
@@ -48,6 +52,7 @@ class RunResult:
     uart: bytes  # bytes the firmware sent
     reads: dict[str, bytes] = field(default_factory=dict)
     error: str | None = None
+    waiting_for_input: bool = False  # completed in the firmware's wait for host input
 
     @property
     def power_failures(self) -> int:
@@ -64,6 +69,7 @@ class RunResult:
             "uart": self.uart.hex(),
             "reads": {k: v.hex() for k, v in self.reads.items()},
             "error": self.error,
+            "waiting_for_input": self.waiting_for_input,
         }
 
 
@@ -107,6 +113,8 @@ class Machine:
         self._flash(image)
         self.observe_symbols(observe)
         exits = set(_self_branches(board.arch, image))
+        self.input_waits = frozenset(self._symbol_addresses(INPUT_WAIT_SYMBOLS))
+        exits |= self.input_waits
         if until is not None:
             exits.add(self.resolve_address(until))
         self.exits = frozenset(exits)
@@ -171,6 +179,11 @@ class Machine:
             pass
         address = self.image.symbol(where).address
         return address & ~1 if self.board.arch == "cortex-m" else address
+
+    def _symbol_addresses(self, names: Iterable[str]) -> Iterable[int]:
+        for name in names:
+            if name in self.image.symbols:
+                yield self.resolve_address(name)
 
     def observe_symbols(self, specs: Sequence[str]) -> None:
         """The symbols ("SYMBOL[:NBYTES]") whose bytes `run()` reports in `reads`."""
@@ -327,8 +340,13 @@ class Machine:
                     continue
             else:
                 budget = remaining
-            stop = engine.run(min(budget, remaining))
+            if engine.pc in self.input_waits and self.link.rx:
+                stop = self._step_past_exit()  # the host sent something: go and read it
+            else:
+                stop = engine.run(min(budget, remaining))
             if stop.kind == StopKind.EXIT:
+                if stop.pc in self.input_waits and self.link.rx:
+                    continue
                 outcome = "completed"
                 break
             if stop.kind == StopKind.FAULT:
@@ -345,7 +363,17 @@ class Machine:
         cycles = self._cycles + [self.period_instructions]
         reads = {name: engine.read_memory(address, size) for name, address, size in self.observe}
         return RunResult(self.board.name, outcome, engine.instructions, cycles, stop.pc,
-                         bytes(self.link.tx), reads, error)
+                         bytes(self.link.tx), reads, error,
+                         waiting_for_input=outcome == "completed" and stop.pc in self.input_waits)
+
+    def _step_past_exit(self) -> EngineStop:
+        """Execute the one instruction at the current PC although it is an exit."""
+        pc = self.engine.pc
+        self.engine.set_exits(sorted(self.exits - {pc}))
+        try:
+            return self.engine.run(1)
+        finally:
+            self.engine.set_exits(sorted(self.exits))
 
     # -- snapshots ------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:

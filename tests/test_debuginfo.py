@@ -15,9 +15,9 @@ from emu.debuginfo import SourceMap, _line_rows_from_elf
 
 
 @pytest.mark.skipif(shutil.which("llvm-dwarfdump") is None, reason="llvm-dwarfdump not installed")
-@pytest.mark.parametrize("name", ["demo", "matvec"])
+@pytest.mark.parametrize("name", ["msp430fr5994/demo.elf", "bench/msp430fr5994/matvec.elf"])
 def test_msp430_line_rows_match_llvm_dwarfdump(build_dir, name):
-    elf = build_dir / "msp430fr5994" / f"{name}.elf"
+    elf = build_dir / name
     dump = subprocess.run(["llvm-dwarfdump", "--debug-line", str(elf)], capture_output=True, text=True,
                           check=True).stdout
     reference = []

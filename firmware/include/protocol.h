@@ -29,6 +29,11 @@ uint16_t proto_crc16(const uint8_t *data, uint16_t len, uint16_t crc);
 /* Block until a valid frame arrives; corrupt frames are dropped and counted. */
 void proto_receive(proto_frame_t *frame);
 
+/* Wait until the UART has a byte. proto_receive calls it only when none is waiting, so
+ * its address marks "waiting for the host" (emu.Machine completes a run there when no
+ * host input is pending). */
+void proto_wait_input(void);
+
 /* Send one frame; len <= PROTO_MAX_BODY. */
 void proto_send(uint8_t type, uint8_t seq, const uint8_t *body, uint16_t len);
 

@@ -7,7 +7,8 @@
  *                 (MSI reset clock), pins PA9 (TX) / PA10 (RX).
  *
  * uart_putc waits until the transmit buffer is empty, then writes the byte;
- * uart_getc waits until a byte was received, then reads it.
+ * uart_getc waits until a byte was received, then reads it; uart_rx_ready says
+ * whether one is waiting (non-zero) without reading it.
  */
 #ifndef FIRMWARE_UART_H
 #define FIRMWARE_UART_H
@@ -17,6 +18,7 @@
 void uart_init(void);
 void uart_putc(char c);
 char uart_getc(void);
+int uart_rx_ready(void);
 
 /* board-independent helpers (lib/uart_print.c) */
 void uart_puts(const char *s);

@@ -49,13 +49,30 @@ static int cobs_decode(uint16_t n)
     return out;
 }
 
+/* Called when the firmware needs a byte from the host and none has arrived: it waits for
+ * one. A separate function so that an emulator can recognise "waiting for the host" by
+ * its address (emu.Machine stops here when its UART input is empty); on a board it is an
+ * ordinary polling loop. */
+__attribute__((noinline, used)) void proto_wait_input(void)
+{
+    while (!uart_rx_ready())
+        ;
+}
+
+static uint8_t next_byte(void)
+{
+    if (!uart_rx_ready())
+        proto_wait_input();
+    return (uint8_t)uart_getc();
+}
+
 void proto_receive(proto_frame_t *frame)
 {
     for (;;) {
         uint16_t n = 0;
         int overflow = 0;
         for (;;) {
-            uint8_t b = (uint8_t)uart_getc();
+            uint8_t b = next_byte();
             if (b == 0)
                 break;
             if (n < ENCODED_MAX)

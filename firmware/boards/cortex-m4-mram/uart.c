@@ -48,6 +48,11 @@ void uart_putc(char c)
     USART1_TDR = (uint8_t)c;
 }
 
+int uart_rx_ready(void)
+{
+    return (USART1_ISR & ISR_RXNE) != 0;
+}
+
 char uart_getc(void)
 {
     while (!(USART1_ISR & ISR_RXNE))

@@ -3,10 +3,11 @@
 msp430fr5994_CC      := clang --target=msp430
 msp430fr5994_AS      := clang --target=msp430
 msp430fr5994_LD      := ld.lld
+msp430fr5994_AR      := llvm-ar
 msp430fr5994_READELF := llvm-readelf
 msp430fr5994_ARCH    := -fintegrated-as
 msp430fr5994_CFLAGS  := -O2 -ffreestanding -fno-builtin -ffunction-sections -fdata-sections \
-                        -DBOARD_MSP430FR5994=1
+                        -DBOARD_MSP430FR5994=1 -DBOARD_NAME='"msp430fr5994"'
 msp430fr5994_ASFLAGS := -DBOARD_MSP430FR5994=1
 msp430fr5994_LDFLAGS := --gc-sections --nmagic
 msp430fr5994_LDLIBS  :=

@@ -44,6 +44,11 @@ void uart_putc(char c)
     UCA0TXBUF = (uint8_t)c;
 }
 
+int uart_rx_ready(void)
+{
+    return (UCA0IFG & UCRXIFG) != 0;
+}
+
 char uart_getc(void)
 {
     while (!(UCA0IFG & UCRXIFG))
