@@ -39,8 +39,8 @@ $(VENV)/.installed: pyproject.toml setup.py emu/engines/_ucount.c
 	@touch $@
 
 # -- firmware ------------------------------------------------------------------------
-firmware: toolchains
-	@$(MAKE) --no-print-directory -C firmware BUILD=$(BUILD)
+firmware: toolchains venv
+	@$(MAKE) --no-print-directory -C firmware BUILD=$(BUILD) PYTHON=$(abspath $(VPY))
 
 # -- the two commands ------------------------------------------------------------------
 demo: venv firmware

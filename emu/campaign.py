@@ -6,8 +6,10 @@ power stays on until completion. It is `correct` when it completes and every obs
 output equals the golden run's; otherwise `wrong_output`, `crash`, or `timeout` (no
 completion within `max_factor` x N instructions in total, N = golden instructions).
 
-Observed outputs: the bytes of the `observe` symbols; without any, the UART bytes the
-firmware sent after its last boot.
+Observed outputs: the bytes of the `observe` symbols. Without any: for firmware that speaks
+the host protocol (docs/protocol.md), the output bytes and exit of the last RESULT frame it
+sent (not its boot or progress counters); otherwise the UART bytes the firmware sent after
+its last boot.
 
 Speed: the golden run is recorded as snapshots every `interval` instructions; a trial
 restores the nearest snapshot before k instead of re-running the prefix, on one reused
@@ -27,8 +29,10 @@ from .debuginfo import SourceMap
 from .engines.base import StopKind
 from .errors import EmuError
 from .machine import Machine, RunResult, Snapshot
+from .protocol import last_result
 
-__all__ = ["Trial", "CampaignResult", "Campaign", "exhaustive", "in_range", "sample", "OUTCOMES"]
+__all__ = ["Trial", "CampaignResult", "Campaign", "exhaustive", "in_range", "in_function", "sample",
+           "golden_trace", "OUTCOMES"]
 
 OUTCOMES = ("correct", "wrong_output", "crash", "timeout")
 
@@ -44,6 +48,25 @@ def in_range(golden_instructions: int, start: int, stop: int) -> list[int]:
     if start >= stop:
         raise EmuError(f"empty range {start}:{stop}; use --range A:B with A < B")
     return list(range(max(1, start), min(stop, golden_instructions)))
+
+
+def in_function(trace: Sequence[int], start: int, end: int) -> list[int]:
+    """k = 1 ... N-1 whose next instruction lies in [start, end) (a function's range);
+    `trace` is `golden_trace`'s PC list."""
+    return [k for k in range(1, len(trace)) if start <= trace[k] < end]
+
+
+def golden_trace(machine: Machine) -> list[int]:
+    """The PC before each instruction of the continuous-power run from the flashed state:
+    trace[k] is the instruction that runs after k have retired. Single-steps the run
+    (about 10-25 us per instruction), so use it on runs of up to a few million."""
+    machine.reset()
+    machine.power_on()
+    trace = [machine.engine.pc]
+    while machine.step(1).kind == StopKind.LIMIT:
+        trace.append(machine.engine.pc)
+    machine.reset()
+    return trace
 
 
 def sample(golden_instructions: int, count: int, seed: int) -> list[int]:
@@ -151,7 +174,14 @@ class Campaign:
         self._positions = [p for p, _ in self._snapshots]
 
     def _observed(self, result: RunResult) -> dict[str, bytes]:
-        return result.reads if self.observe else {"uart": self.machine.uart_since_boot}
+        if self.observe:
+            return result.reads
+        if self.machine.input_waits:  # speaks the host protocol
+            found = last_result(result.uart)
+            if found is None:
+                return {"result": b""}
+            return {"result": found.output, "exit": bytes([found.exit])}
+        return {"uart": self.machine.uart_since_boot}
 
     def trial(self, at: int) -> Trial:
         m = self.machine

@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     strategy.add_argument("--exhaustive", action="store_true", help="one trial per k = 1 ... N-1")
     strategy.add_argument("--range", metavar="A:B", help="trials for A <= k < B")
     strategy.add_argument("--sample", type=_count, metavar="M", help="M distinct k drawn with --seed")
+    strategy.add_argument("--function", metavar="NAME",
+                          help="every k whose next instruction lies in function NAME")
     camp.add_argument("--observe", action="append", default=[], metavar="SYMBOL[:NBYTES]",
                       help="outputs compared with the golden run (default: UART bytes after the last boot)")
     camp.add_argument("--max-factor", type=float, default=10.0, metavar="F",
@@ -108,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _campaign(args: argparse.Namespace) -> int:
-    from .campaign import Campaign, exhaustive, in_range, sample
+    from .campaign import Campaign, exhaustive, golden_trace, in_function, in_range, sample
 
     machine = Machine.from_elf(args.firmware, args.board, volatile_init=args.volatile_init, seed=args.seed)
     campaign = Campaign(machine, observe=args.observe, max_factor=args.max_factor)
@@ -117,6 +119,14 @@ def _campaign(args: argparse.Namespace) -> int:
         points = exhaustive(n)
     elif args.sample is not None:
         points = sample(n, args.sample, args.seed)
+    elif args.function is not None:
+        symbol = machine.image.symbol(args.function)
+        if symbol.size <= 0:
+            raise EmuError(f"symbol {args.function!r} has no size: is it a function?")
+        start = machine.resolve_address(args.function)
+        points = in_function(golden_trace(machine), start, start + symbol.size)
+        if not points:
+            raise EmuError(f"function {args.function!r} does not run in the golden run")
     else:
         start, sep, stop = args.range.partition(":")
         try:

@@ -81,3 +81,11 @@ class ElfImage:
             return self.symbols[name]
         except KeyError:
             raise EmuError(f"unknown symbol {name!r} in {self.path.name}") from None
+
+    def flashed_bytes(self, name: str) -> bytes:
+        """The bytes a symbol holds as flashed (for non-volatile data: its initial value)."""
+        sym = self.symbol(name)
+        for seg in self.segments:
+            if seg.address <= sym.address and sym.address + sym.size <= seg.address + len(seg.data):
+                return seg.data[sym.address - seg.address : sym.address - seg.address + sym.size]
+        raise EmuError(f"symbol {name!r} in {self.path.name} is not flashed (it is volatile or zero-filled)")

@@ -242,6 +242,11 @@ class Machine:
         return self.engine.instructions - self._period_start if self._powered else 0
 
     @property
+    def power_failures(self) -> int:
+        """Power failures since the machine was flashed (or reset)."""
+        return len(self._cycles)
+
+    @property
     def boots(self) -> int:
         return self._boots
 

@@ -17,7 +17,8 @@ Frame on the wire::
 
 Public names: `encode_frame`, `FrameDecoder`, `Frame`, `crc16`, `cobs_encode`,
 `cobs_decode`, the message types (`MessageType`), the message bodies (`Info`, `Load`,
-`Status`, `Result`) and `ProtocolError`.
+`Status`, `Result`, `Error`) and `ProtocolError`. The client that drives a board with
+these messages is `emu.host`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .errors import EmuError
 
 __all__ = [
     "MAX_FRAME", "MessageType", "Frame", "FrameDecoder", "ProtocolError", "encode_frame", "crc16",
-    "cobs_encode", "cobs_decode", "Info", "Load", "Status", "Result",
+    "cobs_encode", "cobs_decode", "Info", "Load", "Status", "Result", "Error", "last_result",
 ]
 
 MAX_FRAME = 1024  # bytes of type + seq + body + crc, before COBS
@@ -268,16 +269,37 @@ class Status:
     state: int  # 0 idle, 1 running, 2 done
     progress: int  # firmware-defined progress counter (persistent)
     boot_count: int
+    dropped: int = 0  # frames the firmware dropped since it booted
 
     IDLE, RUNNING, DONE = 0, 1, 2
 
     def encode(self) -> bytes:
-        return bytes([self.state]) + self.progress.to_bytes(4, "little") + self.boot_count.to_bytes(2, "little")
+        return (bytes([self.state]) + self.progress.to_bytes(4, "little") + self.boot_count.to_bytes(2, "little")
+                + self.dropped.to_bytes(2, "little"))
 
     @classmethod
     def decode(cls, body: bytes) -> "Status":
         r = _Reader(body, "STATUS reply")
-        return cls(r.u(1), r.u(4), r.u(2))
+        state, progress, boots = r.u(1), r.u(4), r.u(2)
+        return cls(state, progress, boots, r.u(2) if len(body) >= 9 else 0)
+
+
+@dataclass(frozen=True)
+class Error:
+    """ERROR reply: the firmware refused a request."""
+
+    code: int
+    text: str
+
+    UNKNOWN, ARGUMENT, BUSY, NO_RESULT = 1, 2, 3, 4
+
+    def encode(self) -> bytes:
+        return bytes([self.code]) + _string(self.text)
+
+    @classmethod
+    def decode(cls, body: bytes) -> "Error":
+        r = _Reader(body, "ERROR reply")
+        return cls(r.u(1), r.string())
 
 
 @dataclass(frozen=True)
@@ -302,3 +324,12 @@ class Result:
         r = _Reader(body, "RESULT")
         exit_, boots, counter = r.u(1), r.u(2), r.u(4)
         return cls(r.rest(), exit_, boots, counter)
+
+
+def last_result(uart: bytes) -> Result | None:
+    """The last RESULT frame in a firmware's UART output (what a host would keep)."""
+    found = None
+    for frame in FrameDecoder().feed(uart):
+        if frame.type == MessageType.RESULT.reply:
+            found = Result.decode(frame.body)
+    return found

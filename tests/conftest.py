@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ BOARDS = ("msp430fr5994", "cortex-m4-mram")
 @pytest.fixture(scope="session")
 def build_dir() -> Path:
     """The firmware build directory; runs `make firmware` (incremental) once."""
-    subprocess.run(["make", "--no-print-directory", "-C", str(ROOT / "firmware"), f"BUILD={BUILD}"],
+    subprocess.run(["make", "--no-print-directory", "-C", str(ROOT / "firmware"), f"BUILD={BUILD}",
+                    f"PYTHON={sys.executable}"],
                    check=True, stdout=subprocess.DEVNULL)
     return BUILD
 

@@ -45,7 +45,7 @@ def test_json_has_exactly_the_documented_keys(program):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert set(out) == {"board", "outcome", "instructions", "power_cycles", "power_failures", "stop_pc",
-                        "uart", "reads", "error"}
+                        "uart", "reads", "error", "waiting_for_input"}
     assert out["board"] == "msp430fr5994"  # from the ELF machine
     assert out["outcome"] == "completed"
     assert out["instructions"] == 2

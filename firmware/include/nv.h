@@ -21,6 +21,10 @@
 #define NV      __attribute__((section(".nv"), used))
 #define NV_INIT __attribute__((section(".nv"), used))
 
+/* Volatile (SRAM) scratch with no initial value: not zeroed by the startup code, so a
+ * large buffer does not cost boot time; it holds garbage until written. */
+#define NOINIT  __attribute__((section(".noinit")))
+
 /* Orders NV stores: a compiler barrier, plus a data synchronisation barrier
  * on Cortex-M so that the store has left the write buffer. */
 #if defined(__ARM_ARCH)

@@ -5,6 +5,7 @@
  */
 #include "protocol.h"
 
+#include "nv.h"
 #include "uart.h"
 
 uint16_t proto_dropped;
@@ -12,8 +13,8 @@ uint16_t proto_dropped;
 /* worst case COBS size of a PROTO_MAX_FRAME frame: one code byte per 254 bytes, plus one */
 #define ENCODED_MAX (PROTO_MAX_FRAME + PROTO_MAX_FRAME / 254 + 1)
 
-static uint8_t encoded[ENCODED_MAX];
-static uint8_t raw[PROTO_MAX_FRAME];
+NOINIT static uint8_t encoded[ENCODED_MAX];
+NOINIT static uint8_t raw[PROTO_MAX_FRAME];
 
 uint16_t proto_crc16(const uint8_t *data, uint16_t len, uint16_t crc)
 {
@@ -121,6 +122,9 @@ static void cobs_send(uint16_t n)
     uart_putc(0);
 }
 
+/* Each frame starts with a delimiter as well as ending with one: a frame cut short by a
+ * power failure (or any noise before it) is then ended and dropped by the receiver
+ * instead of merging into this one. */
 void proto_send(uint8_t type, uint8_t seq, const uint8_t *body, uint16_t len)
 {
     if (len > PROTO_MAX_BODY)
@@ -132,5 +136,6 @@ void proto_send(uint8_t type, uint8_t seq, const uint8_t *body, uint16_t len)
     uint16_t crc = proto_crc16(raw, (uint16_t)(len + 2), 0xFFFF);
     raw[len + 2] = (uint8_t)crc;
     raw[len + 3] = (uint8_t)(crc >> 8);
+    uart_putc(0);
     cobs_send((uint16_t)(len + 4));
 }

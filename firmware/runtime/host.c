@@ -28,8 +28,8 @@ NV volatile uint16_t rt_low_energy;
 NV static volatile uint16_t rt_exit_taken;
 NV static volatile uint16_t rt_result_sent; /* RESULT of the current job went out whole */
 
-static proto_frame_t request;
-static uint8_t reply[PROTO_MAX_BODY];
+NOINIT static proto_frame_t request;
+NOINIT static uint8_t reply[PROTO_MAX_BODY];
 
 void rt_boot(void)
 {
