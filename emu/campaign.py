@@ -32,7 +32,7 @@ from .machine import Machine, RunResult, Snapshot
 from .protocol import last_result
 
 __all__ = ["Trial", "CampaignResult", "Campaign", "exhaustive", "in_range", "in_function", "sample",
-           "golden_trace", "OUTCOMES"]
+           "double", "read_schedules", "golden_trace", "OUTCOMES", "Point"]
 
 OUTCOMES = ("correct", "wrong_output", "crash", "timeout")
 
@@ -56,6 +56,39 @@ def in_function(trace: Sequence[int], start: int, end: int) -> list[int]:
     return [k for k in range(1, len(trace)) if start <= trace[k] < end]
 
 
+def double(golden_instructions: int, count: int, seed: int, window: int) -> list[tuple[int, int]]:
+    """`count` distinct (k1, k2): k1 drawn uniformly from 1 ... N-1, k2 from 1 ... window,
+    the first instructions of the reboot after the first failure, where boot and
+    recovery code run."""
+    rng = random.Random(seed)
+    total = (golden_instructions - 1) * window
+    picks = rng.sample(range(total), min(count, total))
+    return sorted((1 + p // window, 1 + p % window) for p in picks)
+
+
+def read_schedules(path: str | Path) -> list[tuple[int, ...]]:
+    """Schedules from a file: one "K1,K2,..." per line (blank lines and # comments skipped)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise EmuError(f"cannot read schedule file {path}: {exc.strerror}") from None
+    schedules = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            ks = tuple(int(k, 0) for k in line.split(","))
+        except ValueError:
+            raise EmuError(f"{path}:{number}: expected K1,K2,... (integers), got {line!r}") from None
+        if not ks or min(ks) < 1:
+            raise EmuError(f"{path}:{number}: failure counts must be >= 1")
+        schedules.append(ks)
+    if not schedules:
+        raise EmuError(f"schedule file {path} holds no schedule")
+    return schedules
+
+
 def golden_trace(machine: Machine) -> list[int]:
     """The PC before each instruction of the continuous-power run from the flashed state:
     trace[k] is the instruction that runs after k have retired. Single-steps the run
@@ -76,9 +109,12 @@ def sample(golden_instructions: int, count: int, seed: int) -> list[int]:
 
 
 # -- results ------------------------------------------------------------------------------
+Point = int | tuple[int, ...]  # k, or a schedule (k1, k2, ...) as emu run --fail-after
+
+
 @dataclass(frozen=True)
 class Trial:
-    at: int
+    at: Point
     outcome: str
     pc: int  # the instruction that did not execute (the failure came before it)
     observed: dict[str, bytes]
@@ -104,7 +140,7 @@ class CampaignResult:
 
     @property
     def failures(self) -> list[Trial]:
-        return sorted((t for t in self.trials if t.outcome != "correct"), key=lambda t: t.at)
+        return sorted((t for t in self.trials if t.outcome != "correct"), key=lambda t: _schedule(t.at))
 
     @property
     def all_correct(self) -> bool:
@@ -112,14 +148,15 @@ class CampaignResult:
 
     def reproduce(self, trial: Trial) -> str:
         reads = "".join(f" --read {name}" for name in self.observe)
-        return f"emu run {self.firmware} --board {self.board} --fail-after {trial.at}{reads}"
+        ks = ",".join(str(k) for k in _schedule(trial.at))
+        return f"emu run {self.firmware} --board {self.board} --fail-after {ks}{reads}"
 
     def to_json(self) -> dict:
         failures = []
         for t in self.failures:
             pos = self.source.lookup(t.pc) if self.source else None
             failures.append({
-                "at": t.at, "pc": t.pc,
+                "at": t.at if isinstance(t.at, int) else list(t.at), "pc": t.pc,
                 "function": pos.function if pos else None, "file": pos.file if pos else None,
                 "line": pos.line if pos else None, "outcome": t.outcome,
                 "observed": {k: v.hex() for k, v in t.observed.items()},
@@ -173,6 +210,21 @@ class Campaign:
                 break
         self._positions = [p for p, _ in self._snapshots]
 
+    @property
+    def boot_instructions(self) -> int:
+        """Instructions from power-on to `main` in the golden run (0 without a `main`)."""
+        m = self.machine
+        if "main" not in m.image.symbols:
+            return 0
+        main = m.resolve_address("main")
+        m.restore(self._snapshots[0][1])
+        count = 0
+        while m.engine.pc != main and count < _BOOT_SEARCH_LIMIT:
+            if m.step(1).kind != StopKind.LIMIT:
+                return 0
+            count += 1
+        return count if m.engine.pc == main else 0
+
     def _observed(self, result: RunResult) -> dict[str, bytes]:
         if self.observe:
             return result.reads
@@ -183,18 +235,21 @@ class Campaign:
             return {"result": found.output, "exit": bytes([found.exit])}
         return {"uart": self.machine.uart_since_boot}
 
-    def trial(self, at: int) -> Trial:
+    def trial(self, at: Point) -> Trial:
+        """Fail power after at = k instructions (or per the schedule at = (k1, k2, ...)),
+        then run to the end with power on."""
+        first, *rest = _schedule(at)
         m = self.machine
-        i = bisect.bisect_right(self._positions, at) - 1
+        i = bisect.bisect_right(self._positions, first) - 1
         position, snap = self._snapshots[i]
         m.restore(snap)
-        if at > position:
-            stop = m.step(at - position)
+        if first > position:
+            stop = m.step(first - position)
             if stop.kind != StopKind.LIMIT:
                 raise EmuError(f"trial at {at}: the golden run ends before it ({self.golden_instructions})")
         pc = m.engine.pc
         m.power_fail()
-        result = m.run(max_instructions=self.limit)
+        result = m.run(fail_after=rest, max_instructions=self.limit)
         observed = self._observed(result)
         if result.outcome == "completed":
             outcome = "correct" if observed == self.expected else "wrong_output"
@@ -202,7 +257,7 @@ class Campaign:
             outcome = result.outcome
         return Trial(at, outcome, pc, observed, result.error)
 
-    def run(self, points: Iterable[int], progress: Callable[[int], None] | None = None) -> CampaignResult:
+    def run(self, points: Iterable[Point], progress: Callable[[int], None] | None = None) -> CampaignResult:
         m = self.machine
         result = CampaignResult(m.image.path, m.board.name, self.golden_instructions, self.expected,
                                 observe=self.observe, source=SourceMap.from_elf(m.image.path))
@@ -211,3 +266,10 @@ class Campaign:
             if progress:
                 progress(n)
         return result
+
+
+_BOOT_SEARCH_LIMIT = 200_000
+
+
+def _schedule(at: Point) -> tuple[int, ...]:
+    return (at,) if isinstance(at, int) else tuple(at)

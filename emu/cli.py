@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -70,10 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
     strategy.add_argument("--exhaustive", action="store_true", help="one trial per k = 1 ... N-1")
     strategy.add_argument("--range", metavar="A:B", help="trials for A <= k < B")
     strategy.add_argument("--sample", type=_count, metavar="M", help="M distinct k drawn with --seed")
+    strategy.add_argument("--double", type=_count, metavar="M",
+                          help="M trials with two failures, the second early in the reboot (recovery)")
+    strategy.add_argument("--schedule", type=Path, metavar="FILE",
+                          help="one trial per line K1,K2,... of FILE (as emu run --fail-after)")
     strategy.add_argument("--function", metavar="NAME",
                           help="every k whose next instruction lies in function NAME")
     camp.add_argument("--observe", action="append", default=[], metavar="SYMBOL[:NBYTES]",
                       help="outputs compared with the golden run (default: UART bytes after the last boot)")
+    camp.add_argument("--recovery-window", type=_count, default=2000, metavar="W",
+                      help="--double: the second failure falls in the first W instructions after "
+                           "the boot code reaches main (default 2000)")
     camp.add_argument("--max-factor", type=float, default=10.0, metavar="F",
                       help="timeout after F x N instructions in total (default 10)")
     camp.add_argument("--seed", type=_count, default=0, help="seed for --sample and --volatile-init random")
@@ -89,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EmuError as exc:
         print(f"emu: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. piped into head: not an error of ours
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -110,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _campaign(args: argparse.Namespace) -> int:
-    from .campaign import Campaign, exhaustive, golden_trace, in_function, in_range, sample
+    from .campaign import Campaign, double, exhaustive, golden_trace, in_function, in_range, read_schedules, sample
 
     machine = Machine.from_elf(args.firmware, args.board, volatile_init=args.volatile_init, seed=args.seed)
     campaign = Campaign(machine, observe=args.observe, max_factor=args.max_factor)
@@ -119,6 +130,10 @@ def _campaign(args: argparse.Namespace) -> int:
         points = exhaustive(n)
     elif args.sample is not None:
         points = sample(n, args.sample, args.seed)
+    elif args.double is not None:
+        points = double(n, args.double, args.seed, campaign.boot_instructions + args.recovery_window)
+    elif args.schedule is not None:
+        points = read_schedules(args.schedule)
     elif args.function is not None:
         symbol = machine.image.symbol(args.function)
         if symbol.size <= 0:

@@ -11,7 +11,8 @@ import sys
 import pytest
 
 import emu
-from emu.campaign import Campaign, exhaustive
+from emu.campaign import Campaign, double, exhaustive, read_schedules
+from emu.errors import EmuError
 from tests import asm
 
 pytestmark = pytest.mark.skipif(shutil.which("clang") is None or shutil.which("arm-none-eabi-gcc") is None,
@@ -122,3 +123,25 @@ def test_cli_json_and_exit_codes(war):
     bad = subprocess.run([sys.executable, "-m", "emu", "campaign", str(elf), "--range", "5:2"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "empty range" in bad.stderr
+
+
+def test_schedules_match_the_naive_reference(war, tmp_path):
+    """Two-failure trials (as --double and --schedule make them) give the outcome that a
+    fresh machine run from reset with the same --fail-after gives."""
+    elf, observe = war
+    c = Campaign(emu.Machine.from_elf(elf), observe=observe)
+    points = double(c.golden_instructions, 60, seed=3, window=c.boot_instructions + 40)
+    assert len(set(points)) == 60 and all(k2 <= c.boot_instructions + 40 for _, k2 in points)
+    result = c.run(points)
+    for t in result.trials:
+        m = emu.Machine.from_elf(elf, observe=observe)
+        r = m.run(fail_after=list(t.at), max_instructions=c.limit)
+        naive = "correct" if r.outcome == "completed" and r.reads == c.expected else (
+            "wrong_output" if r.outcome == "completed" else r.outcome)
+        assert t.outcome == naive, t.at
+    schedule = tmp_path / "schedules.txt"
+    schedule.write_text("# two trials\n3\n2, 5\n")
+    assert read_schedules(schedule) == [(3,), (2, 5)]
+    schedule.write_text("2,x\n")
+    with pytest.raises(EmuError, match="schedules.txt:1: expected K1,K2"):
+        read_schedules(schedule)

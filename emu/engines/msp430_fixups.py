@@ -180,14 +180,15 @@ _SEQ, _JUMP, _STOP = "seq", "jump", "stop"
 def _decode(word: int) -> tuple[int, int, int, str]:
     """(length in bytes, flags read, flags written, kind) of a core MSP430 instruction;
     kind `stop` for anything the liveness scan does not follow (calls, returns, writes
-    to PC or SR, MSP430X instructions)."""
+    to PC, MSP430X instructions). Writes to SR are the flag scan's business
+    (`_writes_sr`)."""
     if word >= 0x4000:
         op, sreg, Ad, As, dreg = word >> 12, (word >> 8) & 0xF, (word >> 7) & 1, (word >> 4) & 3, word & 0xF
         length = 2 + (2 if (As == 1 and sreg != 3) or (As == 3 and sreg == 0) else 0) + 2 * Ad
         reads = _ALL if (As == 0 and sreg == 2) else (_C if op in (ADDC, SUBC, DADD) else 0)
         writes = {ADD: _ALL, ADDC: _ALL, SUB: _ALL, SUBC: _ALL, CMP: _ALL, BIT: _ALL, AND: _ALL,
                   XOR: _ALL, DADD: _N | _Z | _C}.get(op, 0)
-        if Ad == 0 and dreg in (0, 2) and op not in (CMP, BIT):
+        if Ad == 0 and dreg == 0 and op not in (CMP, BIT):
             return length, reads, writes, _STOP
         return length, reads, writes, _SEQ
     if word >= 0x2000:
@@ -196,7 +197,7 @@ def _decode(word: int) -> tuple[int, int, int, str]:
     if 0x1000 <= word < 0x1380:
         code, As, reg = (word >> 7) & 7, (word >> 4) & 3, word & 0xF
         length = 2 + (2 if (As == 1 and reg != 3) or (As == 3 and reg == 0) else 0)
-        if code in (CALL, RETI) or (As == 0 and reg in (0, 2) and code != PUSH):
+        if code in (CALL, RETI) or (As == 0 and reg == 0 and code != PUSH):
             return length, _ALL, 0, _STOP
         reads = _C if code == RRC else (_ALL if code == PUSH and As == 0 and reg == 2 else 0)
         writes = _ALL if code in (RRC, RRA, SXT) else 0
@@ -208,10 +209,18 @@ def _flags_dead(code: bytes, base: int, address: int, flags: int) -> bool:
     """True if, on every path from `address`, `flags` are overwritten before being read."""
 
     def step(word: int, pending: int) -> int | None:
+        if _writes_sr(word):
+            return None  # SR as an operand: not followed
         _, reads, writes, _ = _decode(word)
         return None if reads & pending else pending & ~writes
 
     return _dead(code, base, address, flags, step)
+
+
+def _writes_sr(word: int) -> bool:
+    if word >= 0x4000:
+        return (word >> 7) & 1 == 0 and word & 0xF == 2 and word >> 12 not in (CMP, BIT)
+    return 0x1000 <= word < 0x1380 and (word >> 4) & 3 == 0 and word & 0xF == 2 and (word >> 7) & 7 != PUSH
 
 
 def _upper_bits_dead(code: bytes, base: int, address: int, reg: int) -> bool:
@@ -237,22 +246,33 @@ def _upper_bits_dead(code: bytes, base: int, address: int, reg: int) -> bool:
 
 def _dead(code: bytes, base: int, address: int, state: int, step, budget: int = 64) -> bool:
     """Walk every path from `address` until `step(word, state)` returns 0 (dead on that
-    path) or None (used: live). Conservative: anything not followed (leaving the
-    segment, calls, returns, writes to PC or SR, MSP430X code, a loop, more than
-    `budget` instructions) counts as a use."""
-    work = [(address, state)]
+    path) or None (used: live). `call #target` is followed into the callee and back
+    through its `ret` (so a helper such as __mspabi_mpyi between the instruction and the
+    overwrite does not end the scan). Conservative: anything else not followed (leaving
+    the segment, indirect calls, returns to an unknown caller, writes to PC, MSP430X
+    code, a loop, more than `budget` instructions) counts as a use."""
+    work = [(address, state, ())]
     seen = set()
     while work:
-        address, pending = work.pop()
+        address, pending, returns = work.pop()
         while pending:
-            if (address, pending) in seen:
-                return False  # a loop that never settles it (e.g. the final `jmp $`)
-            seen.add((address, pending))
+            if (address, pending, returns) in seen:
+                break  # explored from here already (paths merge, or a loop came back)
+            seen.add((address, pending, returns))
             budget -= 1
             i = address - base
             if budget < 0 or i < 0 or i + 2 > len(code):
                 return False
             word = code[i] | (code[i + 1] << 8)
+            if word == _JMP_SELF:
+                return False  # the end of the program: the final state shows the value
+            if word == _CALL_IMMEDIATE and i + 4 <= len(code) and len(returns) < _MAX_CALL_DEPTH:
+                returns = returns + (address + 4,)
+                address = code[i + 2] | (code[i + 3] << 8)
+                continue
+            if word == _RET and returns:
+                address, returns = returns[-1], returns[:-1]
+                continue
             length, _, _, kind = _decode(word)
             if kind == _STOP:
                 return False
@@ -265,10 +285,16 @@ def _dead(code: bytes, base: int, address: int, state: int, step, budget: int = 
                 if (word >> 10) & 7 == 7:  # jmp: only the target
                     address = target
                     continue
-                work.append((target, after))
+                work.append((target, after, returns))
             pending = after
             address += length
     return True
+
+
+_JMP_SELF = 0x3FFF  # jmp $
+_CALL_IMMEDIATE = 0x12B0  # call #target (the target is the next word)
+_RET = 0x4130  # mov @sp+, pc
+_MAX_CALL_DEPTH = 4
 
 
 class _Exec:

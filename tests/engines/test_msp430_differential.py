@@ -381,6 +381,21 @@ def test_flag_only_sites_are_pruned_only_when_the_flag_is_dead():
     sxt = ("op2", "sxt", Reg(5))
     assert _sites(sxt, ("op1", "add", Reg(5), Reg(7)), ("op1", "mov", Reg(6), Reg(5)), ("word", 0x3FFF)) == []
     assert _sites(sxt, ("op1", "mov", Ind(5), Reg(7)), ("op1", "mov", Reg(6), Reg(5))) == [0x4400]
+    # a call #f is followed into f and back through its ret
+    call, ret = ("word", 0x12B0), ("word", 0x4130)
+    # 4400 sxt r5; 4402 call #440c; 4406 mov r6, r5; 4408 jmp $; 440a (pad); 440c f: ...; ret
+    def with_callee(*body):
+        return _sites(sxt, call, ("word", 0x440C), ("op1", "mov", Reg(6), Reg(5)), ("word", 0x3FFF),
+                      ("word", 0x4303), *body, ret)
+    assert with_callee(("op1", "add", Reg(5), Reg(7))) == []  # f reads r5 as a value only
+    assert with_callee(("op1", "mov", Ind(5), Reg(7))) == [0x4400]  # f uses r5 as an address
+    # f clears C with `bic #1, sr` (an SR write): the SXT scan goes on through it
+    assert with_callee(("op1", "bic", Imm(1), Reg(2)), ("op1", "mov", Reg(6), Reg(5))) == []
+    # paths that merge again (jz over one instruction) are both followed
+    assert _sites(sxt, ("word", 0x2401), ("op1", "add", Reg(5), Reg(7)), ("op1", "mov", Reg(6), Reg(5)),
+                  ("word", 0x3FFF)) == []
+    assert _sites(sxt, ("word", 0x2401), ("op1", "mov", Ind(5), Reg(7)), ("op1", "mov", Reg(6), Reg(5)),
+                  ("word", 0x3FFF)) == [0x4400]
     # without pruning every site is kept
     words = isa.fmt2("rrc", Reg(6)) + isa.fmt1("add", Reg(5), Reg(7))
     assert fx.fixup_sites(isa.words_to_bytes(words), 0x4400, prune=False) == [0x4400]

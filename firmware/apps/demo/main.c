@@ -24,6 +24,9 @@
  * At boot, if commit_pending is 1, step 3 (idempotent) is redone and the flag
  * cleared.  A failure before 2 discards the step, after 2 completes it: the
  * pair (progress, accumulator) is never seen half-updated.
+ *
+ * Broken twin (APP_BROKEN): updates accumulator and progress in place, one after
+ * the other, without the log: a failure between the two stores adds a term twice.
  */
 #include <stdint.h>
 
@@ -61,6 +64,13 @@ int main(void)
 
     while (progress < DEMO_N) {
         uint16_t next = (uint16_t)(progress + 1);
+#ifdef APP_BROKEN
+        accumulator = accumulator + next; /* bug: not atomic with progress */
+        NV_BARRIER();
+        progress = next;
+        NV_BARRIER();
+        continue;
+#endif
         pending_accumulator = accumulator + next;
         pending_progress = next;
         NV_BARRIER();

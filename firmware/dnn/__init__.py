@@ -1,0 +1,66 @@
+"""DNN inference firmware generator (docs/models.md).
+
+    model.py    layers, shapes, float forward pass, model directories (model.json + weights.npz)
+    quant.py    int8 quantization with power-of-two scales; the bit-exact integer reference
+    codegen.py  stages, the C tables (model.h) and the per-stage costs (costs.json)
+    train.py    trains the bundled models (needs scikit-learn; nothing else here does)
+    c/          the C engine and app that run a generated model under the intermittent runtime
+
+    python -m firmware.dnn generate firmware/models/digits OUT_DIR [--commit-every N]
+    python -m firmware.dnn eval firmware/models/digits
+
+Runtime dependency: numpy only.
+"""
+
+from pathlib import Path as _Path
+
+import numpy as _np
+
+from .codegen import Stage, costs, generate, plan
+from .model import (
+    OPS,
+    Layer,
+    Model,
+    ModelError,
+    avgpool2,
+    conv2d,
+    dense,
+    dwconv2d,
+    flatten,
+    load,
+    load_testset,
+    maxpool2,
+    relu,
+    save,
+)
+from .quant import QLayer, QuantModel, calibrate, quantize, requantize, round_shift
+
+__all__ = ["OPS", "Layer", "Model", "ModelError", "conv2d", "dwconv2d", "dense", "relu", "maxpool2", "avgpool2",
+           "flatten", "load", "save", "load_testset", "QLayer", "QuantModel", "quantize", "calibrate",
+           "requantize", "round_shift", "Stage", "plan", "costs", "generate", "load_quantized", "default_input",
+           "evaluate"]
+
+
+def load_quantized(directory) -> tuple[Model, QuantModel]:
+    """The float model of a model directory and its int8 version."""
+    model = load(directory)
+    return model, quantize(model)
+
+
+def default_input(directory, model: Model, qm: QuantModel) -> bytes:
+    """The firmware's built-in input: the first test-set input, or zeros without a test set."""
+    if (_Path(directory) / "testset.npz").exists():
+        x, _ = load_testset(directory, model)
+        return qm.quantize_input(x[:1]).tobytes()
+    return bytes(int(_np.prod(qm.input_shape)))
+
+
+def evaluate(directory) -> dict:
+    """Float and int8 accuracy on the model's test set, and how often their argmax agree."""
+    model, qm = load_quantized(directory)
+    x, y = load_testset(directory, model)
+    fl = model.forward(x).argmax(axis=1)
+    qo = qm.forward(qm.quantize_input(x))
+    q = qo.argmax(axis=1)
+    return {"images": len(y), "float_accuracy": float((fl == y).mean()),
+            "int8_accuracy": float((q == y).mean()), "argmax_agreement": float((fl == q).mean())}

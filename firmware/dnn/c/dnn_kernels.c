@@ -1,0 +1,134 @@
+/*
+ * dnn_kernels.c - the stage kernels of the int8 engine (dnn.h).
+ *
+ * Each kernel computes output elements [begin, end) of its stage in channel-major order.
+ * The position (channel, row, column) is found once per call, then advanced element by
+ * element; input pointers are advanced the same way, so the inner loops do no index
+ * multiplications (the MSP430 has no multiply instruction in the code built here: every
+ * product is a call to __mspabi_mpyi).
+ */
+#include "dnn.h"
+
+/* saturate8(v >> shift), ReLU'd when relu; v already holds the rounding term. */
+static int8_t saturate(int32_t v, uint8_t shift, uint8_t relu)
+{
+    v >>= shift; /* arithmetic on GCC and clang */
+    if (v > 127)
+        return 127;
+    if (v < 0 && relu)
+        return 0;
+    if (v < -128)
+        return -128;
+    return (int8_t)v;
+}
+
+static int32_t rounding(uint8_t shift)
+{
+    return shift ? (int32_t)1 << (shift - 1) : 0;
+}
+
+/* conv2d (depthwise = 0) and depthwise conv2d (depthwise = 1). */
+static void conv(const dnn_stage_t *s, uint16_t begin, uint16_t end, int depthwise)
+{
+    const uint16_t k = s->kernel, in_w = s->in_w, out_w = s->out_w, out_h = s->out_h;
+    const uint16_t in_plane = s->in_plane, per_filter = s->fan_in;
+    const uint16_t channels = depthwise ? 1 : s->in_c; /* input channels per output */
+    const int32_t half = rounding(s->shift);
+    uint16_t c = begin / s->out_plane, r = begin % s->out_plane, y = r / out_w, x = r % out_w;
+    const int8_t *filter = s->weight + (uint16_t)(c * per_filter);
+    const int8_t *anchor = s->in + (depthwise ? (uint16_t)(c * in_plane) : 0) + (uint16_t)(y * in_w) + x;
+    for (uint16_t o = begin; o < end; o++) {
+        int32_t acc = s->bias[c] + half;
+        const int8_t *w = filter, *plane = anchor;
+        for (uint16_t ic = 0; ic < channels; ic++, plane += in_plane) {
+            const int8_t *row = plane;
+            for (uint16_t i = 0; i < k; i++, row += in_w)
+                for (uint16_t j = 0; j < k; j++)
+                    acc += (int16_t)(row[j] * *w++);
+        }
+        s->out[o] = saturate(acc, s->shift, s->relu);
+        anchor++;
+        if (++x == out_w) { /* next row: skip the k - 1 columns the window cannot start at */
+            x = 0;
+            anchor += k - 1;
+            if (++y == out_h) { /* next output channel */
+                y = 0;
+                c++;
+                filter += per_filter;
+                anchor = depthwise ? anchor + (uint16_t)((k - 1) * in_w) : s->in;
+            }
+        }
+    }
+}
+
+static void dense(const dnn_stage_t *s, uint16_t begin, uint16_t end)
+{
+    const uint16_t n = s->fan_in;
+    const int32_t half = rounding(s->shift);
+    const int8_t *w = s->weight + (uint32_t)begin * n;
+    for (uint16_t o = begin; o < end; o++) {
+        int32_t acc = s->bias[o] + half;
+        for (uint16_t i = 0; i < n; i++)
+            acc += (int16_t)(s->in[i] * *w++);
+        s->out[o] = saturate(acc, s->shift, s->relu);
+    }
+}
+
+/* 2x2 windows of stride 2: max (average = 0) or rounded average (average = 1). */
+static void pool(const dnn_stage_t *s, uint16_t begin, uint16_t end, int average)
+{
+    const uint16_t in_w = s->in_w, out_w = s->out_w, out_h = s->out_h, in_plane = s->in_plane;
+    uint16_t c = begin / s->out_plane, r = begin % s->out_plane, y = r / out_w, x = r % out_w;
+    const int8_t *p = s->in + (uint16_t)(c * in_plane) + (uint16_t)(2 * y * in_w) + 2 * x;
+    for (uint16_t o = begin; o < end; o++) {
+        int8_t a = p[0], b = p[1], d = p[in_w], e = p[in_w + 1];
+        int8_t v;
+        if (average) {
+            v = saturate((int32_t)((int16_t)a + b + d + e + 2), 2, s->relu);
+        } else {
+            v = a > b ? a : b;
+            v = v > d ? v : d;
+            v = v > e ? v : e;
+            if (s->relu && v < 0)
+                v = 0;
+        }
+        s->out[o] = v;
+        p += 2;
+        if (++x == out_w) { /* next pair of rows (an odd last column is skipped) */
+            x = 0;
+            p += 2 * in_w - 2 * out_w;
+            if (++y == out_h) { /* next channel (an odd last row is skipped) */
+                y = 0;
+                c++;
+                p = s->in + (uint16_t)(c * in_plane);
+            }
+        }
+    }
+}
+
+void dnn_stage_run(const dnn_stage_t *s, uint16_t begin, uint16_t end)
+{
+    switch (s->op) {
+    case DNN_CONV2D:
+        conv(s, begin, end, 0);
+        break;
+    case DNN_DWCONV2D:
+        conv(s, begin, end, 1);
+        break;
+    case DNN_DENSE:
+        dense(s, begin, end);
+        break;
+    case DNN_MAXPOOL2:
+        pool(s, begin, end, 0);
+        break;
+    case DNN_AVGPOOL2:
+        pool(s, begin, end, 1);
+        break;
+    case DNN_RELU:
+        for (uint16_t o = begin; o < end; o++)
+            s->out[o] = s->in[o] < 0 ? 0 : s->in[o];
+        break;
+    default:
+        break;
+    }
+}

@@ -1,0 +1,55 @@
+"""Test vectors: every generated vector passes on the emulator both through the UART
+protocol and by writing the input into non-volatile memory, and the two agree."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import emu
+from emu.errors import EmuError
+from emu.vectors import Vector, find_vectors, run_vector
+
+
+def test_every_vector_passes_both_ways(build_dir):
+    vectors = list(find_vectors(build_dir / "vectors"))
+    apps = {(v.board, v.firmware) for v in vectors}
+    assert len(apps) >= 8 and len(vectors) == 5 * len(apps)
+    machines = {}
+    for v in vectors:
+        m = machines.setdefault((v.board, v.firmware), emu.Machine.from_elf(v.elf(build_dir), v.board))
+        by_memory = run_vector(v, v.elf(build_dir), via="memory", machine=m)
+        by_uart = run_vector(v, v.elf(build_dir), via="uart", machine=m)
+        assert by_memory.passed and by_uart.passed, (v.board, v.firmware, v.name)
+        assert by_memory.output == by_uart.output and by_memory.exit == by_uart.exit
+        if v.schedule:
+            assert by_memory.run.power_failures >= 2  # the schedule may outlast a short run
+
+
+def test_a_broken_twin_fails_the_vector_under_some_power_schedule(build_dir):
+    v = Vector.read(build_dir / "vectors" / "msp430fr5994" / "checksum" / "default")
+    broken = build_dir / "msp430fr5994" / "checksum_broken.elf"
+    m = emu.Machine.from_elf(broken)
+    assert run_vector(v, broken, machine=m).passed  # no failures: right
+    for k in range(500, 20000, 97):  # a small sweep of single failures
+        failing = Vector(v.name, v.firmware, v.board, v.input, v.expected_output, schedule=(k,))
+        if not run_vector(failing, broken, machine=m).passed:
+            break
+    else:
+        pytest.fail("the broken twin passed every schedule of the sweep")
+    assert run_vector(failing, v.elf(build_dir)).passed  # the correct app does not fail there
+
+
+def test_round_trip_and_clear_errors(tmp_path):
+    v = Vector("x", "checksum", "msp430fr5994", b"\x01\x02", b"\x03", schedule=(5, 6))
+    assert Vector.read(v.write(tmp_path)) == v
+    (tmp_path / "x" / "input.bin").unlink()
+    with pytest.raises(EmuError, match="input.bin is missing"):
+        Vector.read(tmp_path / "x")
+    v.write(tmp_path)
+    meta = json.loads((tmp_path / "x" / "vector.json").read_text())
+    meta["schedule"] = [-1]
+    (tmp_path / "x" / "vector.json").write_text(json.dumps(meta))
+    with pytest.raises(EmuError, match="schedule must be a list of instruction counts"):
+        Vector.read(tmp_path / "x")
