@@ -13,15 +13,20 @@ its last boot.
 
 Speed: the golden run is recorded as snapshots every `interval` instructions; a trial
 restores the nearest snapshot before k instead of re-running the prefix, on one reused
-machine. (Parallel workers, pruning, resumable result files, reports and the pytest plugin
-come with the campaign issue.)
+machine per process. `execute` spreads trials over worker processes (each builds its own
+machine from a `CampaignSpec`), appends them to a `ResultStore` as they finish and shows
+progress on a terminal.
 """
 
 from __future__ import annotations
 
 import bisect
+import multiprocessing
 import random
-from dataclasses import dataclass, field
+import sys
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -30,8 +35,9 @@ from .engines.base import StopKind
 from .errors import EmuError
 from .machine import Machine, RunResult, Snapshot
 from .protocol import last_result
+from .results import ResultStore, firmware_digest
 
-__all__ = ["Trial", "CampaignResult", "Campaign", "exhaustive", "in_range", "in_function", "sample",
+__all__ = ["Trial", "CampaignResult", "Campaign", "CampaignSpec", "execute", "exhaustive", "in_range", "in_function", "sample",
            "double", "read_schedules", "golden_trace", "OUTCOMES", "Point"]
 
 OUTCOMES = ("correct", "wrong_output", "crash", "timeout")
@@ -269,6 +275,96 @@ class Campaign:
 
 
 _BOOT_SEARCH_LIMIT = 200_000
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """Everything that decides a campaign's trials except the points: enough for a
+    worker process to build the same machine and golden run."""
+
+    firmware: Path
+    board: str | None = None
+    observe: tuple[str, ...] = ()
+    max_factor: float = 10.0
+    volatile_init: str = "random"
+    seed: int = 0
+
+    def campaign(self) -> Campaign:
+        machine = Machine.from_elf(self.firmware, self.board, volatile_init=self.volatile_init, seed=self.seed)
+        return Campaign(machine, observe=self.observe, max_factor=self.max_factor)
+
+    def header(self, board: str) -> dict:
+        """What a result file must match to be resumed."""
+        options = asdict(self)
+        del options["firmware"]
+        options.update(board=board, observe=list(self.observe))
+        return {"firmware_sha256": firmware_digest(self.firmware), "options": options}
+
+
+def execute(campaign: Campaign, spec: CampaignSpec, points: Sequence[Point], *, workers: int = 1,
+            store: ResultStore | None = None, progress: bool | None = None) -> CampaignResult:
+    """Run the trials at `points` not already in `store`, on `workers` processes (1: in
+    this one, on `campaign`), appending each batch to `store` as it finishes. `progress`
+    shows a bar with trials/s and ETA (default: when stderr is a terminal). Returns all
+    trials of `points`, the stored ones included."""
+    from tqdm import tqdm
+
+    m = campaign.machine
+    result = CampaignResult(m.image.path, m.board.name, campaign.golden_instructions, campaign.expected,
+                            observe=campaign.observe, source=SourceMap.from_elf(m.image.path))
+    collected: dict[tuple[int, ...], Trial] = dict(store.finished) if store else {}
+    todo = [p for p in points if _schedule(p) not in collected]
+    bar = tqdm(total=len(points), initial=len(points) - len(todo), unit="trial", smoothing=0.1,
+               disable=not (sys.stderr.isatty() if progress is None else progress), file=sys.stderr)
+
+    def finished(trials: list[Trial]) -> None:
+        if store:
+            store.append(trials)
+        collected.update((_schedule(t.at), t) for t in trials)
+        bar.update(len(trials))
+
+    try:
+        if workers <= 1 or len(todo) < 2 * _MIN_BATCH:
+            for batch in _batches(todo, _LOCAL_BATCH):
+                finished([campaign.trial(at) for at in batch])
+        else:
+            size = max(_MIN_BATCH, min(_MAX_BATCH, len(todo) // (workers * 8)))
+            context = multiprocessing.get_context("spawn")  # no engine state crosses a fork
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                pending = {pool.submit(_run_batch, spec, batch) for batch in _batches(todo, size)}
+                try:
+                    while pending:
+                        complete, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for future in complete:
+                            finished(future.result())
+                except BaseException:
+                    for future in pending:
+                        future.cancel()
+                    raise
+    finally:
+        bar.close()
+    result.trials = [collected[_schedule(p)] for p in points]
+    return result
+
+
+_MIN_BATCH, _MAX_BATCH = 16, 512
+_LOCAL_BATCH = 128  # trials between two appends to the result store in a single process
+
+
+def _batches(points: Sequence[Point], size: int) -> Iterable[list[Point]]:
+    for i in range(0, len(points), size):
+        yield list(points[i : i + size])
+
+
+@lru_cache(maxsize=1)
+def _worker_campaign(spec: CampaignSpec) -> Campaign:
+    """One campaign per worker process, built on its first batch and reused."""
+    return spec.campaign()
+
+
+def _run_batch(spec: CampaignSpec, batch: list[Point]) -> list[Trial]:
+    campaign = _worker_campaign(spec)
+    return [campaign.trial(at) for at in batch]
 
 
 def _schedule(at: Point) -> tuple[int, ...]:

@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="timeout after F x N instructions in total (default 10)")
     camp.add_argument("--seed", type=_count, default=0, help="seed for --sample and --volatile-init random")
     camp.add_argument("--volatile-init", choices=VOLATILE_INIT, default="random")
+    camp.add_argument("--workers", type=_count, default=os.cpu_count() or 1, metavar="N",
+                      help="worker processes (default: all cores)")
+    camp.add_argument("--results", type=Path, metavar="FILE",
+                      help="append trials to FILE as they finish (default .emu/campaigns/<firmware>-<hash>.jsonl)")
+    camp.add_argument("--resume", action="store_true",
+                      help="keep the trials already in the results file and run only the others")
     camp.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -121,7 +127,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _campaign(args: argparse.Namespace) -> int:
-    from .campaign import Campaign, double, exhaustive, golden_trace, in_function, in_range, read_schedules, sample
+    from .campaign import (Campaign, CampaignSpec, double, exhaustive, execute, golden_trace, in_function, in_range,
+                           read_schedules, sample)
+    from .results import ResultStore
 
     machine = Machine.from_elf(args.firmware, args.board, volatile_init=args.volatile_init, seed=args.seed)
     campaign = Campaign(machine, observe=args.observe, max_factor=args.max_factor)
@@ -148,7 +156,17 @@ def _campaign(args: argparse.Namespace) -> int:
             points = in_range(n, int(start, 0), int(stop, 0))
         except ValueError:
             raise EmuError(f"bad --range {args.range!r}; use A:B (integers)") from None
-    result = campaign.run(points)
+    spec = CampaignSpec(args.firmware, machine.board.name, tuple(args.observe), args.max_factor,
+                        args.volatile_init, args.seed)
+    header = spec.header(machine.board.name)
+    path = args.results or Path(".emu/campaigns") / f"{args.firmware.stem}-{header['firmware_sha256'][:12]}.jsonl"
+    with ResultStore(path, header, resume=args.resume) as store:
+        try:
+            result = execute(campaign, spec, points, workers=args.workers, store=store)
+        except KeyboardInterrupt:
+            print(f"emu: interrupted; {len(store.finished)} trials are saved in {path}: "
+                  "run the same command with --resume to continue", file=sys.stderr)
+            return 130
     print(json.dumps(result.to_json()) if args.json else result.summary())
     return 0 if result.all_correct else 1
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 import emu
-from emu.campaign import Campaign, double, exhaustive, read_schedules
+from emu.campaign import Campaign, CampaignSpec, double, execute, exhaustive, read_schedules
+from emu.results import ResultStore
 from emu.errors import EmuError
 from tests import asm
 
@@ -145,3 +148,59 @@ def test_schedules_match_the_naive_reference(war, tmp_path):
     schedule.write_text("2,x\n")
     with pytest.raises(EmuError, match="schedules.txt:1: expected K1,K2"):
         read_schedules(schedule)
+
+
+def test_workers_give_the_same_trials_as_one_process(build_dir, tmp_path):
+    spec = CampaignSpec(build_dir / "cortex-m4-mram" / "checksum_broken.elf")
+    c = spec.campaign()
+    points = list(range(900, 1300)) + [(1200, 40), (1250, 9)]
+    alone = execute(c, spec, points, workers=1, progress=False)
+    with ResultStore(tmp_path / "r.jsonl", spec.header(c.machine.board.name)) as store:
+        pooled = execute(c, spec, points, workers=2, store=store, progress=False)
+    assert pooled.trials == alone.trials and len(store.finished) == len(points)
+    assert 0 < alone.outcomes["wrong_output"] < len(points)
+
+
+def test_resume_keeps_finished_trials_and_refuses_other_options(war, tmp_path, monkeypatch):
+    elf, observe = war
+    spec = CampaignSpec(elf, observe=tuple(observe))
+    c = spec.campaign()
+    points = exhaustive(c.golden_instructions)
+    header = spec.header(c.machine.board.name)
+    path = tmp_path / "r.jsonl"
+    with ResultStore(path, header) as store:
+        store.append([c.trial(k) for k in points[:5]])
+    with path.open("a") as f:
+        f.write('{"at": 7, "outc')  # a line cut short by SIGKILL
+    ran = []
+    real = Campaign.trial
+    monkeypatch.setattr(Campaign, "trial", lambda self, at: ran.append(at) or real(self, at))
+    with ResultStore(path, header, resume=True) as store:
+        result = execute(c, spec, points, store=store, progress=False)
+    assert ran == points[5:]  # nothing repeated
+    assert result.trials == execute(c, spec, points, progress=False).trials  # nothing lost
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1 + len(points) and all(json.loads(line) for line in lines)
+    other = CampaignSpec(elf, observe=tuple(observe), max_factor=3.0).header(c.machine.board.name)
+    with pytest.raises(EmuError, match="made for different options"):
+        ResultStore(path, other, resume=True)
+
+
+def test_cli_killed_and_resumed_loses_and_repeats_nothing(build_dir, tmp_path):
+    elf = build_dir / "cortex-m4-mram" / "checksum.elf"
+    results = tmp_path / "r.jsonl"
+    args = [sys.executable, "-m", "emu", "campaign", str(elf), "--range", "1:6000", "--workers", "1",
+            "--results", str(results), "--json"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not results.exists() or results.stat().st_size < 20_000):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = len(results.read_text().splitlines()) - 1
+    assert 0 < kept < 5999
+    out = subprocess.run(args + ["--resume"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["outcomes"]["correct"] == 5999
+    ats = [json.loads(line)["at"] for line in results.read_text().splitlines()[1:]]
+    assert sorted(ats) == list(range(1, 6000))  # each trial once
