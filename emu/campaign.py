@@ -37,7 +37,7 @@ from .machine import Machine, RunResult, Snapshot
 from .protocol import last_result
 from .results import ResultStore, firmware_digest
 
-__all__ = ["Trial", "CampaignResult", "Campaign", "CampaignSpec", "execute", "exhaustive", "in_range", "in_function", "sample",
+__all__ = ["Trial", "CampaignResult", "Campaign", "CampaignSpec", "Strategy", "execute", "exhaustive", "in_range", "in_function", "sample",
            "double", "read_schedules", "golden_trace", "OUTCOMES", "Point"]
 
 OUTCOMES = ("correct", "wrong_output", "crash", "timeout")
@@ -172,6 +172,14 @@ class CampaignResult:
         return {"golden_instructions": self.golden_instructions, "trials": len(self.trials),
                 "outcomes": self.outcomes, "pruned": 0, "failures": failures}
 
+    def __repr__(self) -> str:  # what a failing `assert result.all_correct` shows
+        return f"<CampaignResult {self.summary()}>"
+
+    def assert_all_correct(self) -> None:
+        """Raise AssertionError listing the first failures (function, line, reproducer)."""
+        if not self.all_correct:
+            raise AssertionError(self.summary())
+
     def summary(self) -> str:
         counts = ", ".join(f"{n} {k}" for k, n in self.outcomes.items())
         lines = [f"{len(self.trials)} trials on {self.board} (golden run: {self.golden_instructions} "
@@ -275,6 +283,67 @@ class Campaign:
 
 
 _BOOT_SEARCH_LIMIT = 200_000
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """Which failure points a campaign tries (one of `KINDS`); `parse` reads the short
+    form "exhaustive", "range:A:B", "sample:M", "double:M", "function:NAME",
+    "schedule:FILE"."""
+
+    kind: str
+    count: int | None = None  # sample, double
+    start: int | None = None  # range
+    stop: int | None = None
+    name: str | None = None  # function
+    path: Path | None = None  # schedule
+    window: int = 2000  # double: instructions after main for the second failure
+
+    KINDS = ("exhaustive", "range", "sample", "double", "function", "schedule")
+
+    @classmethod
+    def parse(cls, text: str) -> "Strategy":
+        kind, _, arg = text.partition(":")
+        try:
+            if kind == "exhaustive" and not arg:
+                return cls(kind)
+            if kind == "range":
+                a, _, b = arg.partition(":")
+                return cls(kind, start=int(a, 0), stop=int(b, 0))
+            if kind in ("sample", "double"):
+                return cls(kind, count=int(arg, 0))
+            if kind == "function" and arg:
+                return cls(kind, name=arg)
+            if kind == "schedule" and arg:
+                return cls(kind, path=Path(arg))
+        except ValueError:
+            pass
+        raise EmuError(f"bad strategy {text!r}; use exhaustive, range:A:B, sample:M, double:M, "
+                       "function:NAME or schedule:FILE")
+
+    def points(self, campaign: "Campaign", seed: int = 0) -> list[Point]:
+        n = campaign.golden_instructions
+        if self.kind == "exhaustive":
+            return exhaustive(n)
+        if self.kind == "range":
+            return in_range(n, self.start, self.stop)
+        if self.kind == "sample":
+            return sample(n, self.count, seed)
+        if self.kind == "double":
+            return double(n, self.count, seed, campaign.boot_instructions + self.window)
+        if self.kind == "schedule":
+            return read_schedules(self.path)
+        if self.kind == "function":
+            m = campaign.machine
+            symbol = m.image.symbol(self.name)
+            if symbol.size <= 0:
+                raise EmuError(f"symbol {self.name!r} has no size: is it a function?")
+            start = m.resolve_address(self.name)
+            points = in_function(golden_trace(m), start, start + symbol.size)
+            if not points:
+                raise EmuError(f"function {self.name!r} does not run in the golden run")
+            return points
+        raise EmuError(f"unknown strategy {self.kind!r}; use one of {', '.join(self.KINDS)}")
 
 
 @dataclass(frozen=True)

@@ -127,35 +127,24 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _campaign(args: argparse.Namespace) -> int:
-    from .campaign import (Campaign, CampaignSpec, double, exhaustive, execute, golden_trace, in_function, in_range,
-                           read_schedules, sample)
+    from .campaign import Campaign, CampaignSpec, Strategy, execute
     from .results import ResultStore
 
     machine = Machine.from_elf(args.firmware, args.board, volatile_init=args.volatile_init, seed=args.seed)
     campaign = Campaign(machine, observe=args.observe, max_factor=args.max_factor)
-    n = campaign.golden_instructions
     if args.exhaustive:
-        points = exhaustive(n)
+        strategy = Strategy("exhaustive")
     elif args.sample is not None:
-        points = sample(n, args.sample, args.seed)
+        strategy = Strategy("sample", count=args.sample)
     elif args.double is not None:
-        points = double(n, args.double, args.seed, campaign.boot_instructions + args.recovery_window)
+        strategy = Strategy("double", count=args.double, window=args.recovery_window)
     elif args.schedule is not None:
-        points = read_schedules(args.schedule)
+        strategy = Strategy("schedule", path=args.schedule)
     elif args.function is not None:
-        symbol = machine.image.symbol(args.function)
-        if symbol.size <= 0:
-            raise EmuError(f"symbol {args.function!r} has no size: is it a function?")
-        start = machine.resolve_address(args.function)
-        points = in_function(golden_trace(machine), start, start + symbol.size)
-        if not points:
-            raise EmuError(f"function {args.function!r} does not run in the golden run")
+        strategy = Strategy("function", name=args.function)
     else:
-        start, sep, stop = args.range.partition(":")
-        try:
-            points = in_range(n, int(start, 0), int(stop, 0))
-        except ValueError:
-            raise EmuError(f"bad --range {args.range!r}; use A:B (integers)") from None
+        strategy = Strategy.parse(f"range:{args.range}")
+    points = strategy.points(campaign, seed=args.seed)
     spec = CampaignSpec(args.firmware, machine.board.name, tuple(args.observe), args.max_factor,
                         args.volatile_init, args.seed)
     header = spec.header(machine.board.name)
