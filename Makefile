@@ -1,13 +1,14 @@
 # Two entry points do all set-up on a fresh Debian machine (as root):
 #   make demo   build the example firmware for both boards and run it through power failures
 #   make test   run the test suite
-# Toolchains come from apt-get, Python packages go into .venv.
+# Toolchains (and chromium, which renders the campaign report in a test) come from
+# apt-get; Python packages go into .venv.
 
 PYTHON ?= python3
 VENV   := .venv
 VPY    := $(VENV)/bin/python
 BUILD  := $(CURDIR)/build
-APT_PACKAGES := clang lld llvm gcc-arm-none-eabi libnewlib-arm-none-eabi mspdebug
+APT_PACKAGES := clang lld llvm gcc-arm-none-eabi libnewlib-arm-none-eabi mspdebug chromium
 
 .PHONY: all demo test firmware bench toolchains venv clean
 
@@ -18,7 +19,7 @@ toolchains: $(BUILD)/.toolchains
 
 $(BUILD)/.toolchains:
 	@missing=""; \
-	for t in clang ld.lld llvm-readelf llvm-dwarfdump arm-none-eabi-gcc mspdebug; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	for t in clang ld.lld llvm-readelf llvm-dwarfdump arm-none-eabi-gcc mspdebug chromium; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if command -v arm-none-eabi-gcc >/dev/null && [ ! -f "$$(arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -print-file-name=libc.a)" ]; then missing="$$missing newlib"; fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "toolchains: missing:$$missing; installing $(APT_PACKAGES) with apt-get"; \

@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="append trials to FILE as they finish (default .emu/campaigns/<firmware>-<hash>.jsonl)")
     camp.add_argument("--resume", action="store_true",
                       help="keep the trials already in the results file and run only the others")
+    camp.add_argument("--report", type=Path, metavar="DIR", help="write an HTML report to DIR/index.html")
     camp.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -157,6 +158,12 @@ def _campaign(args: argparse.Namespace) -> int:
                   "run the same command with --resume to continue", file=sys.stderr)
             return 130
     print(json.dumps(result.to_json()) if args.json else result.summary())
+    if args.report:
+        from .report import write_report
+
+        page = write_report(result, args.report)
+        if not args.json:
+            print(f"report: {page}")
     return 0 if result.all_correct else 1
 
 
