@@ -176,6 +176,11 @@ static void code_hook(void *uc, uint64_t address, uint32_t size, void *user)
     }
 }
 
+/* dirty_map values: a page is clean, was written by the host (write_memory: reported
+ * once), or holds a write-enabled TLB entry since the last flush (reported until the
+ * next flush, as the CPU may write it again without a fill). */
+enum { DIRTY_CLEAN = 0, DIRTY_ARMED = 1, DIRTY_HOST = 2 };
+
 /* Virtual-TLB fill: identity mapping; writes are granted only on a write
  * fill, which marks the page dirty. A page can only be written through a TLB
  * entry created by such a fill, so after a TLB flush every written page shows
@@ -190,9 +195,11 @@ static bool tlb_fill_hook(void *uc, uint64_t vaddr, int type, uc_tlb_entry *e,
         ucount_region_t *r = find_region(c, vaddr);
         if (r != NULL) {
             uint64_t page = r->page0 + ((vaddr - r->start) >> c->page_shift);
-            if (page < c->npages && !c->dirty_map[page]) {
-                c->dirty_map[page] = 1;
-                c->dirty_list[c->ndirty++] = (uint32_t)page;
+            if (page < c->npages && c->dirty_map[page] != DIRTY_ARMED) {
+                if (c->dirty_map[page] == DIRTY_CLEAN) {
+                    c->dirty_list[c->ndirty++] = (uint32_t)page;
+                }
+                c->dirty_map[page] = DIRTY_ARMED;
             }
         }
     } else {
@@ -255,8 +262,13 @@ static ucount_t *arg_state(PyObject *o)
     return (ucount_t *)p;
 }
 
-/* take_dirty(state) -> list of page indices written since the last call;
- * clears the set and flushes Unicorn's TLB so new writes are seen again. */
+/* take_dirty(state) -> list of page indices that may have been written since the
+ * last call: pages the host wrote since then, and every page granted CPU write access
+ * since the last TLB flush (a superset of what the CPU wrote). Flushing Unicorn's TLB
+ * costs about a millisecond, so it is done only when more than DIRTY_REARM_LIMIT pages
+ * hold write entries; until then those pages are simply reported again (a page compare
+ * or copy each). */
+#define DIRTY_REARM_LIMIT 96
 static PyObject *py_take_dirty(PyObject *self, PyObject *arg)
 {
     ucount_t *c = arg_state(arg);
@@ -267,13 +279,24 @@ static PyObject *py_take_dirty(PyObject *self, PyObject *arg)
     if (out == NULL) {
         return NULL;
     }
+    uint64_t armed = 0;
     for (uint64_t i = 0; i < c->ndirty; i++) {
         uint32_t page = c->dirty_list[i];
-        c->dirty_map[page] = 0;
         PyList_SET_ITEM(out, (Py_ssize_t)i, PyLong_FromUnsignedLong(page));
+        if (c->dirty_map[page] == DIRTY_ARMED) {
+            c->dirty_list[armed++] = page;
+        } else {
+            c->dirty_map[page] = DIRTY_CLEAN;
+        }
     }
-    c->ndirty = 0;
-    ((uc_ctl_fn)c->ctl)(c->uc, UC_CTL(UC_CTL_TLB_FLUSH, 0, UC_CTL_IO_WRITE));
+    c->ndirty = armed;
+    if (armed > DIRTY_REARM_LIMIT) {
+        for (uint64_t i = 0; i < armed; i++) {
+            c->dirty_map[c->dirty_list[i]] = DIRTY_CLEAN;
+        }
+        c->ndirty = 0;
+        ((uc_ctl_fn)c->ctl)(c->uc, UC_CTL(UC_CTL_TLB_FLUSH, 0, UC_CTL_IO_WRITE));
+    }
     return out;
 }
 
@@ -290,8 +313,8 @@ static PyObject *py_mark_dirty(PyObject *self, PyObject *args)
         return NULL;
     }
     for (uint64_t p = first; p < first + n && p < c->npages; p++) {
-        if (!c->dirty_map[p]) {
-            c->dirty_map[p] = 1;
+        if (c->dirty_map[p] == DIRTY_CLEAN) {
+            c->dirty_map[p] = DIRTY_HOST;
             c->dirty_list[c->ndirty++] = (uint32_t)p;
         }
     }
@@ -354,12 +377,16 @@ static PyObject *py_snap_pages(PyObject *self, PyObject *args)
             return PyErr_Occurred() ? NULL
                                     : PyErr_Format(PyExc_IndexError, "page %zd", i);
         }
+        PyObject *old = PyList_GET_ITEM(out, i);
+        if (PyBytes_Check(old) && PyBytes_GET_SIZE(old) == psize &&
+            memcmp(PyBytes_AS_STRING(old), host + i * psize, (size_t)psize) == 0) {
+            continue; /* unchanged (reported as possibly written): keep sharing it */
+        }
         PyObject *page = PyBytes_FromStringAndSize((const char *)host + i * psize, psize);
         if (page == NULL) {
             Py_DECREF(out);
             return NULL;
         }
-        PyObject *old = PyList_GET_ITEM(out, i);
         PyList_SET_ITEM(out, i, page);
         Py_DECREF(old);
     }

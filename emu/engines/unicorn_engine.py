@@ -42,10 +42,12 @@ What it adds to Unicorn, and why:
   a side-effect-free shadow (zeros until written), never the bus.
 
 * Fast save()/load(). Unicorn runs in virtual-TLB mode with a native TLB-fill hook
-  that identity-maps pages and marks a page dirty on a write fill. After the TLB is
-  flushed (at every save/load) the first store to a page must refill, so every
-  written page is seen, at no cost per store. A state is a list of immutable 1 KiB
-  pages shared with earlier states (only dirty pages are copied) plus Unicorn's CPU
+  that identity-maps pages and grants write access only on a write fill, which marks
+  the page dirty; after a TLB flush the first store to a page must refill, so every
+  written page is seen, at no cost per store. A flush costs about a millisecond, so
+  the dirty set is kept across save/load (a superset of what was written since) and the
+  TLB is flushed only when it passes ~100 pages. A state is a list of immutable 1 KiB
+  pages shared with earlier states (only changed pages are copied) plus Unicorn's CPU
   context (all registers, banked stack pointers, FPU, IT state) and the counter.
   load() rewrites only pages that differ (dirty since the last save/load, or held
   as different page objects) and drops translations of rewritten executable pages.
@@ -679,7 +681,7 @@ class UnicornEngine(Engine):
     def save(self) -> object:
         if self._running:
             raise RuntimeError("save() during run()")
-        dirty = _ucount.take_dirty(self._caddr)  # also flushes the TLB: restart tracking
+        dirty = _ucount.take_dirty(self._caddr)  # a superset of the pages written since
         if dirty:
             self._base = _ucount.snap_pages(self._host, PAGE_SIZE, self._base, dirty)
         c = self._c
