@@ -231,6 +231,11 @@ def main() -> int:
     out = {"machine": platform.processor() or platform.machine(), "python": platform.python_version(),
            "results": rows, "target_fail_vs_raw": 0.8,
            "targets_met": all(r["fail_vs_raw"] >= 0.8 for r in rows)}
+    print("\ncampaigns (bench/campaigns.py):")
+    from campaigns import measure as measure_campaigns, table as campaign_table
+
+    out["campaigns"] = [row for b in BOARDS for row in measure_campaigns(BUILD, b)]
+    print(campaign_table(out["campaigns"]))
     (ROOT / "bench" / "results.json").write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwritten bench/results.json; 80% target met: {out['targets_met']}")
     return 0

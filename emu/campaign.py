@@ -24,6 +24,7 @@ import bisect
 import multiprocessing
 import random
 import sys
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -370,10 +371,19 @@ class CampaignSpec:
         return {"firmware_sha256": firmware_digest(self.firmware), "options": options}
 
 
+_MIN_BATCH, _MAX_BATCH = 16, 512
+_LOCAL_BATCH = 128  # trials between two appends to the result store in a single process
+_PROBE_BATCH = 64  # trials timed in this process before deciding on worker processes
+_POOL_WORTH_S = 8.0  # estimated seconds of work in this process above which workers start
+
+
 def execute(campaign: Campaign, spec: CampaignSpec, points: Sequence[Point], *, workers: int = 1,
-            store: ResultStore | None = None, progress: bool | None = None) -> CampaignResult:
+            store: ResultStore | None = None, progress: bool | None = None,
+            pool_after: float = _POOL_WORTH_S) -> CampaignResult:
     """Run the trials at `points` not already in `store`, on `workers` processes (1: in
-    this one, on `campaign`), appending each batch to `store` as it finishes. `progress`
+    this one, on `campaign`), appending each batch to `store` as it finishes. Workers
+    start only when the remaining trials would take more than `pool_after` seconds in
+    this process (timed on a first batch). `progress`
     shows a bar with trials/s and ETA (default: when stderr is a terminal). Returns all
     trials of `points`, the stored ones included."""
     from tqdm import tqdm
@@ -393,6 +403,15 @@ def execute(campaign: Campaign, spec: CampaignSpec, points: Sequence[Point], *, 
         bar.update(len(trials))
 
     try:
+        if workers > 1 and len(todo) >= 2 * _MIN_BATCH:
+            # worker processes cost a start-up each (imports, golden run, JIT warm-up):
+            # worth it only for campaigns longer than a few seconds in this process
+            t = time.perf_counter()
+            first, todo = todo[:_PROBE_BATCH], todo[_PROBE_BATCH:]
+            finished([campaign.trial(at) for at in first])
+            rate = len(first) / max(time.perf_counter() - t, 1e-9)
+            if len(todo) / rate < pool_after:
+                workers = 1
         if workers <= 1 or len(todo) < 2 * _MIN_BATCH:
             for batch in _batches(todo, _LOCAL_BATCH):
                 finished([campaign.trial(at) for at in batch])
@@ -414,10 +433,6 @@ def execute(campaign: Campaign, spec: CampaignSpec, points: Sequence[Point], *, 
         bar.close()
     result.trials = [collected[_schedule(p)] for p in points]
     return result
-
-
-_MIN_BATCH, _MAX_BATCH = 16, 512
-_LOCAL_BATCH = 128  # trials between two appends to the result store in a single process
 
 
 def _batches(points: Sequence[Point], size: int) -> Iterable[list[Point]]:

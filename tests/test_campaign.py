@@ -156,7 +156,7 @@ def test_workers_give_the_same_trials_as_one_process(build_dir, tmp_path):
     points = list(range(900, 1300)) + [(1200, 40), (1250, 9)]
     alone = execute(c, spec, points, workers=1, progress=False)
     with ResultStore(tmp_path / "r.jsonl", spec.header(c.machine.board.name)) as store:
-        pooled = execute(c, spec, points, workers=2, store=store, progress=False)
+        pooled = execute(c, spec, points, workers=2, store=store, progress=False, pool_after=0)
     assert pooled.trials == alone.trials and len(store.finished) == len(points)
     assert 0 < alone.outcomes["wrong_output"] < len(points)
 
