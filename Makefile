@@ -1,5 +1,6 @@
 # Two entry points do all set-up on a fresh Debian machine (as root):
-#   make demo   build the example firmware for both boards and run it through power failures
+#   make demo   build the firmware for both boards, run it through power failures, and run a
+#               campaign on the DNN inference firmware (HTML report in build/reports/)
 #   make test   run the test suite
 # Toolchains (and chromium, which renders the campaign report in a test) come from
 # apt-get; Python packages go into .venv.
@@ -50,6 +51,9 @@ demo: venv firmware
 	  $(VENV)/bin/emu run $(BUILD)/$$board/demo.elf --read result || exit 1; \
 	  echo "== $$board: demo with six power failures (periods of 500, 300, 400, 300, 350, 450 instructions)"; \
 	  $(VENV)/bin/emu run $(BUILD)/$$board/demo.elf --fail-after 500,300,400,300,350,450 --read result --read boot_count || exit 1; \
+	  echo "== $$board: DNN inference (dnn_digits), 1000 power failures at random instructions"; \
+	  $(VENV)/bin/emu campaign $(BUILD)/$$board/dnn_digits.elf --sample 1000 --seed 1 \
+	    --results $(BUILD)/campaigns/$$board-dnn_digits.jsonl --report $(BUILD)/reports/$$board-dnn_digits || exit 1; \
 	done
 
 test: venv firmware
