@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import bisect
 import multiprocessing
+import os
 import random
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -379,11 +380,13 @@ _POOL_WORTH_S = 8.0  # estimated seconds of work in this process above which wor
 
 def execute(campaign: Campaign, spec: CampaignSpec, points: Sequence[Point], *, workers: int = 1,
             store: ResultStore | None = None, progress: bool | None = None,
-            pool_after: float = _POOL_WORTH_S) -> CampaignResult:
+            pool_after: float = _POOL_WORTH_S, scheduler: str | None = None) -> CampaignResult:
     """Run the trials at `points` not already in `store`, on `workers` processes (1: in
     this one, on `campaign`), appending each batch to `store` as it finishes. Workers
     start only when the remaining trials would take more than `pool_after` seconds in
-    this process (timed on a first batch). `progress`
+    this process (timed on a first batch). With `scheduler` (a Dask distributed
+    scheduler's address, e.g. tcp://host:8786) the batches go to that cluster's workers
+    instead; the firmware travels with them. `progress`
     shows a bar with trials/s and ETA (default: when stderr is a terminal). Returns all
     trials of `points`, the stored ones included."""
     from tqdm import tqdm
@@ -403,6 +406,9 @@ def execute(campaign: Campaign, spec: CampaignSpec, points: Sequence[Point], *, 
         bar.update(len(trials))
 
     try:
+        if scheduler is not None:
+            _run_on_dask(scheduler, spec, todo, finished)
+            todo = []
         if workers > 1 and len(todo) >= 2 * _MIN_BATCH:
             # worker processes cost a start-up each (imports, golden run, JIT warm-up):
             # worth it only for campaigns longer than a few seconds in this process
@@ -438,6 +444,45 @@ def execute(campaign: Campaign, spec: CampaignSpec, points: Sequence[Point], *, 
 def _batches(points: Sequence[Point], size: int) -> Iterable[list[Point]]:
     for i in range(0, len(points), size):
         yield list(points[i : i + size])
+
+
+def _run_on_dask(address: str, spec: CampaignSpec, todo: list[Point], finished) -> None:
+    """Batches of trials as tasks on a Dask distributed cluster (as they complete)."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise EmuError("--scheduler needs Dask: pip install 'intermittent-emu[dask]'") from None
+    try:
+        client = Client(address, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise EmuError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    with client:
+        workers = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
+        size = max(_MIN_BATCH, min(_MAX_BATCH, len(todo) // (workers * 8) or _MIN_BATCH))
+        firmware = client.scatter(Path(spec.firmware).read_bytes(), broadcast=True)
+        futures = [client.submit(_run_remote_batch, spec, firmware, batch, pure=False)
+                   for batch in _batches(todo, size)]
+        try:
+            for future in as_completed(futures):
+                finished(future.result())
+        except BaseException:
+            client.cancel(futures)
+            raise
+
+
+def _run_remote_batch(spec: CampaignSpec, firmware: bytes, batch: list[Point]) -> list[Trial]:
+    """On a Dask worker: the firmware is written to a local file named by its hash."""
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256(firmware).hexdigest()
+    local = Path(tempfile.gettempdir()) / "emu-campaign-firmware" / f"{digest}-{Path(spec.firmware).name}"
+    if not local.exists():
+        local.parent.mkdir(parents=True, exist_ok=True)
+        partial = local.with_suffix(f".{os.getpid()}.part")
+        partial.write_bytes(firmware)
+        partial.replace(local)
+    return _run_batch(replace(spec, firmware=local), batch)
 
 
 @lru_cache(maxsize=1)

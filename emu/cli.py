@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     camp.add_argument("--volatile-init", choices=VOLATILE_INIT, default="random")
     camp.add_argument("--workers", type=_count, default=os.cpu_count() or 1, metavar="N",
                       help="worker processes (default: all cores)")
+    camp.add_argument("--scheduler", metavar="ADDRESS",
+                      help="run the trials on a Dask distributed cluster (e.g. tcp://10.0.0.5:8786)")
     camp.add_argument("--results", type=Path, metavar="FILE",
                       help="append trials to FILE as they finish (default .emu/campaigns/<firmware>-<hash>.jsonl)")
     camp.add_argument("--resume", action="store_true",
@@ -152,7 +154,8 @@ def _campaign(args: argparse.Namespace) -> int:
     path = args.results or Path(".emu/campaigns") / f"{args.firmware.stem}-{header['firmware_sha256'][:12]}.jsonl"
     with ResultStore(path, header, resume=args.resume) as store:
         try:
-            result = execute(campaign, spec, points, workers=args.workers, store=store)
+            result = execute(campaign, spec, points, workers=args.workers, store=store,
+                             scheduler=args.scheduler)
         except KeyboardInterrupt:
             print(f"emu: interrupted; {len(store.finished)} trials are saved in {path}: "
                   "run the same command with --resume to continue", file=sys.stderr)

@@ -204,3 +204,18 @@ def test_cli_killed_and_resumed_loses_and_repeats_nothing(build_dir, tmp_path):
     assert json.loads(out.stdout)["outcomes"]["correct"] == 5999
     ats = [json.loads(line)["at"] for line in results.read_text().splitlines()[1:]]
     assert sorted(ats) == list(range(1, 6000))  # each trial once
+
+
+def test_dask_cluster_gives_the_same_trials_as_the_local_pool(build_dir, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    spec = CampaignSpec(build_dir / "cortex-m4-mram" / "checksum_broken.elf")
+    c = spec.campaign()
+    points = list(range(900, 1200)) + [(1100, 30)]
+    local = execute(c, spec, points, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        with ResultStore(tmp_path / "r.jsonl", spec.header(c.machine.board.name)) as store:
+            remote = execute(c, spec, points, store=store, progress=False, scheduler=cluster.scheduler_address)
+    assert remote.trials == local.trials and len(store.finished) == len(points)
+    with pytest.raises(EmuError, match="cannot reach the Dask scheduler"):
+        execute(c, spec, points[:40], progress=False, scheduler="tcp://127.0.0.1:9")
