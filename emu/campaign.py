@@ -40,7 +40,7 @@ from .protocol import last_result
 from .results import ResultStore, firmware_digest
 
 __all__ = ["Trial", "CampaignResult", "Campaign", "CampaignSpec", "Strategy", "execute", "exhaustive", "in_range", "in_function", "sample",
-           "double", "read_schedules", "golden_trace", "OUTCOMES", "Point"]
+           "double", "read_schedules", "golden_trace", "nv_writes", "nv_writers", "OUTCOMES", "Point"]
 
 OUTCOMES = ("correct", "wrong_output", "crash", "timeout")
 
@@ -108,6 +108,36 @@ def golden_trace(machine: Machine) -> list[int]:
         trace.append(machine.engine.pc)
     machine.reset()
     return trace
+
+
+def nv_writes(machine: Machine) -> list[int]:
+    """k = 1 ... N-1 right before and right after each instruction of the golden run
+    that writes non-volatile memory: for the instruction that runs after i have retired,
+    k = i and k = i + 1."""
+    writers, golden_instructions = nv_writers(machine)
+    return sorted({k for w in writers for k in (w, w + 1) if 1 <= k < golden_instructions})
+
+
+def nv_writers(machine: Machine) -> tuple[list[int], int]:
+    """(the i whose instruction - the one that runs after i have retired - writes
+    non-volatile memory in the golden run, N). Single-steps the run with write tracking
+    on the board's non-volatile regions."""
+    engine = machine.engine
+    machine.reset()
+    machine.power_on()
+    engine.track_writes([(r.start, r.end) for r in machine.board.nonvolatile_regions])
+    engine.take_writes()
+    writers = []
+    i = 0
+    try:
+        while machine.step(1).kind == StopKind.LIMIT:
+            if engine.take_writes():
+                writers.append(i)
+            i += 1
+    finally:
+        engine.track_writes(None)
+        machine.reset()
+    return writers, i
 
 
 def sample(golden_instructions: int, count: int, seed: int) -> list[int]:
@@ -291,7 +321,7 @@ _BOOT_SEARCH_LIMIT = 200_000
 class Strategy:
     """Which failure points a campaign tries (one of `KINDS`); `parse` reads the short
     form "exhaustive", "range:A:B", "sample:M", "double:M", "function:NAME",
-    "schedule:FILE"."""
+    "schedule:FILE", "nv-writes"."""
 
     kind: str
     count: int | None = None  # sample, double
@@ -301,13 +331,13 @@ class Strategy:
     path: Path | None = None  # schedule
     window: int = 2000  # double: instructions after main for the second failure
 
-    KINDS = ("exhaustive", "range", "sample", "double", "function", "schedule")
+    KINDS = ("exhaustive", "range", "sample", "double", "function", "schedule", "nv-writes")
 
     @classmethod
     def parse(cls, text: str) -> "Strategy":
         kind, _, arg = text.partition(":")
         try:
-            if kind == "exhaustive" and not arg:
+            if kind in ("exhaustive", "nv-writes") and not arg:
                 return cls(kind)
             if kind == "range":
                 a, _, b = arg.partition(":")
@@ -321,7 +351,7 @@ class Strategy:
         except ValueError:
             pass
         raise EmuError(f"bad strategy {text!r}; use exhaustive, range:A:B, sample:M, double:M, "
-                       "function:NAME or schedule:FILE")
+                       "function:NAME, schedule:FILE or nv-writes")
 
     def points(self, campaign: "Campaign", seed: int = 0) -> list[Point]:
         n = campaign.golden_instructions
@@ -335,6 +365,8 @@ class Strategy:
             return double(n, self.count, seed, campaign.boot_instructions + self.window)
         if self.kind == "schedule":
             return read_schedules(self.path)
+        if self.kind == "nv-writes":
+            return nv_writes(campaign.machine)
         if self.kind == "function":
             m = campaign.machine
             symbol = m.image.symbol(self.name)

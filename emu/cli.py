@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="M trials with two failures, the second early in the reboot (recovery)")
     strategy.add_argument("--schedule", type=Path, metavar="FILE",
                           help="one trial per line K1,K2,... of FILE (as emu run --fail-after)")
+    strategy.add_argument("--nv-writes", action="store_true",
+                          help="every k right before and right after an instruction that writes non-volatile memory")
     strategy.add_argument("--function", metavar="NAME",
                           help="every k whose next instruction lies in function NAME")
     camp.add_argument("--observe", action="append", default=[], metavar="SYMBOL[:NBYTES]",
@@ -145,6 +147,8 @@ def _campaign(args: argparse.Namespace) -> int:
         strategy = Strategy("schedule", path=args.schedule)
     elif args.function is not None:
         strategy = Strategy("function", name=args.function)
+    elif args.nv_writes:
+        strategy = Strategy("nv-writes")
     else:
         strategy = Strategy.parse(f"range:{args.range}")
     points = strategy.points(campaign, seed=args.seed)

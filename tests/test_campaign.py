@@ -13,7 +13,7 @@ import time
 import pytest
 
 import emu
-from emu.campaign import Campaign, CampaignSpec, double, execute, exhaustive, read_schedules
+from emu.campaign import Campaign, CampaignSpec, Strategy, double, execute, exhaustive, nv_writers, read_schedules
 from emu.results import ResultStore
 from emu.errors import EmuError
 from tests import asm
@@ -219,3 +219,35 @@ def test_dask_cluster_gives_the_same_trials_as_the_local_pool(build_dir, tmp_pat
     assert remote.trials == local.trials and len(store.finished) == len(points)
     with pytest.raises(EmuError, match="cannot reach the Dask scheduler"):
         execute(c, spec, points[:40], progress=False, scheduler="tcp://127.0.0.1:9")
+
+
+@pytest.mark.parametrize("board", ["msp430fr5994", "cortex-m4-mram"])
+def test_nv_writers_match_a_sentinel_reference(build_dir, board):
+    """Instructions that write non-volatile memory, found by write tracking, are exactly
+    those that change the demo's .nv bytes when those are first filled with a sentinel
+    pattern (two, so that no store can write the pattern's own value unnoticed)."""
+    elf = build_dir / board / "demo.elf"
+    m = emu.Machine.from_elf(elf)
+    writers, n = nv_writers(m)
+    start, end = m.resolve_address("__nv_start"), m.resolve_address("__nv_end")
+    m.reset()
+    m.power_on()
+    reference, i = [], 0
+    size = end - start
+    sentinels = [bytes((0xA5 + 7 * j) & 0xFF for j in range(size)), bytes((0x3C + 11 * j) & 0xFF for j in range(size))]
+    while True:
+        here = m.snapshot()
+        for fill in sentinels:  # different bytes everywhere: a copy inside .nv changes them too
+            m.write_memory(start, fill)
+            m.step(1)
+            if m.read_memory(start, size) != fill:
+                reference.append(i)
+                m.restore(here)
+                break
+            m.restore(here)
+        if m.step(1).kind != "limit":
+            break
+        i += 1
+    assert i == n and writers == reference and len(writers) > 300
+    points = Strategy.parse("nv-writes").points(Campaign(m, observe=["result"]))
+    assert points == sorted({k for w in writers for k in (w, w + 1) if 1 <= k < n})

@@ -130,6 +130,15 @@ class Engine(ABC):
         """Raw write, also to read-only memory (this is how flashing works)."""
 
     @abstractmethod
+    def track_writes(self, ranges: Sequence[tuple[int, int]] | None) -> None:
+        """Start recording CPU writes into these [start, end) ranges (None: stop). Slows
+        execution down: meant for single-stepping analyses, not for campaigns."""
+
+    @abstractmethod
+    def take_writes(self) -> bool:
+        """Whether the CPU wrote into a tracked range since the last call."""
+
+    @abstractmethod
     def save(self) -> object:
         """Opaque copy of registers and all memory."""
 
