@@ -2,7 +2,8 @@
 definitions and the float model, the cost report, and the generated firmware against the
 reference, bit for bit, on both boards, under continuous power and power failures (inside
 task commits, in tiny periods that cut the boot, at random points), for several
-preservation granularities."""
+preservation granularities; early exits (the low-energy flag, the exit decision's commit
+under failures and flag changes) and pruned models (the sparse encoding)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ import emu
 from emu.campaign import Campaign
 from emu.debuginfo import SourceMap
 from emu.protocol import Result, last_result
-from firmware.dnn import Model, ModelError, conv2d, dense, load_quantized, load_testset, maxpool2, plan, quantize
-from firmware.dnn.codegen import costs
+from firmware.dnn import (ExitClassifier, Model, ModelError, conv2d, dense, flatten, load_quantized, load_testset,
+                          maxpool2, plan, quantize, relu)
+from firmware.dnn.codegen import costs, input_offsets, sparse_encode
 from firmware.dnn.quant import quantize_value, requantize, round_shift
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,19 +93,43 @@ def naive_layer(layer, a):
     return out
 
 
-def naive_forward(qm, x: np.ndarray) -> list[int]:
-    """The int8 model on one input, written out from the definitions."""
+def naive_exit(head, e: int, a) -> list[int]:
+    """The shared exit classifier at exit e on one exit-point activation, from the definitions:
+    region sums of a grid x grid per channel, shifted, zero-padded, then the dense layer with
+    exit e's bias and shift."""
+    a = np.array(a)
+    if a.ndim == 1:
+        sums = a.tolist()
+    else:
+        c, h, w = a.shape
+        g, rh, rw = head.grid, h // head.grid, w // head.grid
+        sums = [int(a[ch, gy * rh:(gy + 1) * rh, gx * rw:(gx + 1) * rw].sum())
+                for ch in range(c) for gy in range(g) for gx in range(g)]
+    pooled = [naive_requant(v, head.pool_shifts[e]) for v in sums] + [0] * (head.features - len(sums))
+    w, b = head.weight.astype(int).tolist(), head.biases[e].astype(int).tolist()
+    return [naive_requant(b[u] + sum(v * wu for v, wu in zip(pooled, w[u])), head.shifts[e]) for u in range(len(w))]
+
+
+def naive_forward(qm, x: np.ndarray, exit: int | None = None) -> list[int]:
+    """The int8 model on one input, written out from the definitions (final output or exit)."""
     a = x.astype(int).tolist()
-    for layer in qm.layers:
+    for i, layer in enumerate(qm.layers):
         a = naive_layer(layer, a)
+        if exit is not None and i == qm.exit_classifier.points[exit]:
+            return naive_exit(qm.exit_classifier, exit, a)
     return list(np.array(a).reshape(-1))
 
 
-@pytest.mark.parametrize("name", ["digits", "allops"])
+@pytest.mark.parametrize("name", ["digits", "allops", "digits_exits"])
 def test_reference_follows_the_definitions(name):
     _, qm, _, _, xq = bundled(name)
     for i in range(3):
-        assert qm.forward(xq[i:i + 1])[0].tolist() == naive_forward(qm, xq[i])
+        for e in [None, *range(qm.exits)]:
+            assert qm.forward(xq[i:i + 1], e)[0].tolist() == naive_forward(qm, xq[i], e)
+    outs = qm.forward_all(xq[:20])
+    assert len(outs) == qm.exits + 1
+    for e, o in enumerate(outs):
+        assert (o == qm.forward(xq[:20], None if e == qm.exits else e)).all()
 
 
 def test_allops_exercises_saturation_and_negative_rounding():
@@ -134,6 +160,68 @@ def test_int8_model_tracks_the_float_model():
     assert (fl.argmax(1) == q.argmax(1)).mean() >= 0.97
     assert (fl.argmax(1) == y).mean() >= 0.95  # a trained model, not a random one
     assert (q.argmax(1) == y).mean() >= (fl.argmax(1) == y).mean() - 0.02
+
+
+def test_exits_and_pruned_model_track_the_float_model():
+    """digits_exits: the int8 output at each exit (per-exit pooled and logit scales, one
+    int8 weight matrix) and at the final output stays with the float model, and the pruned
+    layers are pruned to their targets (int8 zeros at least the float ones)."""
+    model, qm, x, y, xq = bundled("digits_exits")
+    fls, qs = model.forward_all(x), qm.forward_all(xq)
+    assert qm.exits == 2 and len(fls) == 3
+    for e, (fl, q) in enumerate(zip(fls, qs)):
+        assert (fl.argmax(1) == q.argmax(1)).mean() >= 0.97, e
+        assert (q.argmax(1) == y).mean() >= (fl.argmax(1) == y).mean() - 0.02, e
+        assert (fl.argmax(1) == y).mean() >= 0.9, e  # trained, exit 0 included
+    for layer, qlayer in zip(model.layers, qm.layers):
+        if layer.sparsity:
+            assert (qlayer.weight == 0).mean() >= layer.sparsity
+            assert ((layer.weight == 0) <= (qlayer.weight == 0)).all()
+    assert (qm.exit_classifier.weight == 0).mean() >= model.exit_classifier.sparsity == 0.75
+
+
+def test_sparse_encoding_decodes_to_the_weights():
+    """CSR rows of (delta, weight) pairs with deltas in input-address space: decoding gives
+    back every nonzero weight at its input offset; gaps over 255 take (255, 0) fillers."""
+    rng = np.random.default_rng(5)
+    for op, wshape, in_shape in [("conv2d", (4, 9, 3, 3), (9, 10, 11)), ("dwconv2d", (3, 3, 3), (3, 7, 5)),
+                                 ("dense", (5, 600), (600,))]:
+        w = rng.integers(-128, 128, size=wshape).astype(np.int8)
+        w[rng.random(wshape) < 0.85] = 0
+        w[0] = 0  # an empty row
+        w.reshape(wshape[0], -1)[1] = 0
+        w.reshape(wshape[0], -1)[1, -1] = 77  # one weight at the far end: fillers (conv2d, dense)
+        offsets = input_offsets(op, wshape, in_shape)
+        sp = sparse_encode(w, offsets)
+        assert (sp.fillers >= 1) == (offsets.max() > 255) and sp.nonzeros == np.count_nonzero(w)
+        assert sp.entries == sp.nonzeros + sp.fillers and sp.nbytes == 2 * sp.entries + 2 * (wshape[0] + 1)
+        span = int(offsets.max()) + 1
+        for r, row in enumerate(w.reshape(wshape[0], -1)):
+            dense = np.zeros(span, np.int64)
+            at = 0
+            for delta, value in sp.pairs[sp.rows[r]:sp.rows[r + 1]]:
+                at += int(delta)
+                dense[at] += int(np.int8(np.uint8(value)))
+            expected = np.zeros(span, np.int64)
+            expected[offsets] = row
+            assert (dense == expected).all(), (op, r)
+
+
+def test_exit_and_sparsity_errors_are_explained():
+    m = Model("e", (1, 6, 6), [conv2d(2, 3), relu(), flatten(), dense(3)], exit_classifier=ExitClassifier(8, 3, 2))
+    m.layers[0].exit = True  # the relu folds into the exit's stage
+    with pytest.raises(ModelError, match="mark the relu"):
+        m.check_exits()
+    m.layers[0].exit, m.layers[1].exit = False, True
+    m.check_exits()
+    m.exit_classifier.features = 7  # 2 channels x 2 x 2 regions
+    with pytest.raises(ModelError, match="8 pooled features"):
+        m.check_exits()
+    m.exit_classifier.features = 8
+    m.init_weights(np.random.default_rng(0))
+    m.layers[3].sparsity = 0.5
+    with pytest.raises(ModelError, match="sparsity target"):
+        m.check_weights()
 
 
 def test_shape_and_range_errors_are_explained():
@@ -170,6 +258,40 @@ def test_digits_plan_and_costs(build_dir):
     assert report["size_bytes"]["activation_buffers"] == 2 * 288
 
 
+def test_exits_plan_and_costs(build_dir):
+    """digits_exits: the backbone, a pooling stage per exit, the shared classifier per exit;
+    sparse layers count their nonzero weights as MACs and store 2 bytes per entry."""
+    _, qm, _, _, _ = bundled("digits_exits")
+    stages = plan(qm)
+    assert [(s.op, s.role, s.exit) for s in stages] == [
+        ("conv2d", "backbone", 0), ("conv2d", "backbone", 1), ("conv2d", "backbone", None),
+        ("dense", "backbone", None), ("exitpool", "pool", 0), ("exitpool", "pool", 1),
+        ("dense", "classifier", 0), ("dense", "classifier", 1)]
+    report = json.loads((build_dir / "gen" / "dnn_digits_exits" / "costs.json").read_text())
+    assert report == json.loads(json.dumps(costs(qm, stages, [16] * 8)))
+    rows = report["stages"]
+    nonzero = [int(np.count_nonzero(qm.layers[i].weight)) for i in (2, 4, 7)] + [
+        int(np.count_nonzero(qm.exit_classifier.weight))]
+    assert [r["encoding"] for r in rows] == ["dense", "sparse", "sparse", "sparse", None, None, "sparse", "sparse"]
+    # conv 8 x 6 x 6 outputs of 9 MACs; sparse: nonzeros x output plane (4 x 4, 2 x 2, 1)
+    assert [r["macs"] for r in rows] == [2592, nonzero[0] * 16, nonzero[1] * 4, nonzero[2], 0, 0,
+                                         nonzero[3], nonzero[3]]
+    assert rows[1]["dense_macs"] == 16 * 16 * 72 and rows[2]["dense_macs"] == 16 * 4 * 144
+    assert [r["weight_bytes"] for r in rows] == [72, 2 * nonzero[0] + 34, 2 * nonzero[1] + 34, 2 * nonzero[2] + 22,
+                                                 0, 0, 2 * nonzero[3] + 22, 0]  # exit 1 shares exit 0's weights
+    assert rows[7]["shares_weights_of"] == 6 and rows[7]["bias_bytes"] == 40
+    # pooling: 8 channels x 2 x 2 regions of 3 x 3 (exit 0), 16 x 2 x 2 of 2 x 2 (exit 1), padded to 64
+    assert [rows[4]["adds"], rows[5]["adds"], rows[4]["outputs"]] == [8 * 4 * 9, 16 * 4 * 4, 64]
+    paths = report["paths"]
+    assert paths["final"]["stages"] == [0, 1, 2, 3]
+    assert paths["exit0"]["stages"] == [0, 4, 6] and paths["exit1"]["stages"] == [0, 1, 5, 7]
+    assert paths["exit0"]["macs"] == 2592 + nonzero[3] < paths["exit1"]["macs"] < paths["final"]["macs"]
+    size = report["size_bytes"]
+    assert size["dense_weights"] == 72 + 1152 + 2304 + 640 + 640
+    assert size["weights"] == 72 + 2 * sum(nonzero) + 34 + 34 + 22 + 22
+    assert size["biases"] == 4 * (8 + 16 + 16 + 10 + 10 + 10)
+
+
 # -- the firmware ------------------------------------------------------------------------------------
 def machine(build_dir: Path, board: str, name: str) -> emu.Machine:
     return emu.Machine.from_elf(build_dir / board / f"dnn_{name}.elf")
@@ -203,7 +325,7 @@ def extreme_inputs(qm) -> list[bytes]:
 
 
 @pytest.mark.parametrize("board", BOARDS)
-@pytest.mark.parametrize("name", ["digits", "allops"])
+@pytest.mark.parametrize("name", ["digits", "allops", "digits_exits"])
 def test_continuous_power_matches_reference(build_dir, board, name):
     _, qm, _, _, xq = bundled(name)
     m = machine(build_dir, board, name)
@@ -244,7 +366,7 @@ def next_change(m: emu.Machine, symbol: str, limit: int) -> int:
 
 
 @pytest.mark.parametrize("board", BOARDS)
-@pytest.mark.parametrize("name", ["digits", "allops"])
+@pytest.mark.parametrize("name", ["digits", "allops", "digits_exits"])
 def test_failures_inside_commits(build_dir, board, name):
     """One commit per element (the finest granularity): power fails at 24 commits spread
     over the job, each time on one of the last instructions before the committing store
@@ -309,10 +431,15 @@ def test_any_granularity_gives_the_same_output(build_dir, board, every):
         check_result(m, r, expected)
 
 
-def committed_stage(m: emu.Machine) -> int:
-    """The stage in the committed task state {stage u16, pos u16} (firmware/dnn/c/dnn_app.c)."""
+def committed_state(m: emu.Machine) -> tuple[int, int, int]:
+    """The committed task state (stage u8, exit u8, pos u16) (firmware/dnn/c/dnn_app.c)."""
     active = int.from_bytes(m.read_symbol("rt_active"), "little")
-    return int.from_bytes(m.read_symbol("state")[4 * active:4 * active + 2], "little")
+    raw = m.read_symbol("state")[4 * active:4 * active + 4]
+    return raw[0], raw[1], int.from_bytes(raw[2:], "little")
+
+
+def committed_stage(m: emu.Machine) -> int:
+    return committed_state(m)[0]
 
 
 def first_instruction_where(m: emu.Machine, predicate, stride: int) -> int:
@@ -353,3 +480,167 @@ def test_campaign_over_the_pool_stage(build_dir, board):
         points = sorted(np.random.default_rng(0).choice(points, 40, replace=False).tolist())
     result = campaign.run(points)
     assert result.all_correct, result.summary()
+
+
+# -- early exits -------------------------------------------------------------------------------------
+LOW, HIGH = (1).to_bytes(2, "little"), (0).to_bytes(2, "little")
+
+
+def set_energy(m: emu.Machine, low: bool) -> None:
+    m.write_symbol("rt_low_energy", LOW if low else HIGH)
+
+
+def exit_stage(qm, e: int) -> int:
+    """The backbone stage that ends at exit point e."""
+    return next(i for i, s in enumerate(plan(qm)) if s.role == "backbone" and s.exit == e)
+
+
+def step_until(m: emu.Machine, predicate, stride: int = 500, limit: int = 10**7) -> None:
+    """Step (power on) until predicate(m) holds, checking every `stride` instructions."""
+    start = m.instructions
+    while not predicate(m):
+        m.step(stride)
+        assert m.instructions - start < limit
+
+
+def check_exit(m: emu.Machine, r: emu.RunResult, qm, data: bytes, exit: int | None) -> None:
+    """The job finished with RESULT exit `exit` (None: the final output) and the output of
+    the reference for that exit, in RESULT and in app_output."""
+    assert r.outcome == "completed" and r.waiting_for_input, r.error
+    result = last_result(r.uart)
+    expected = qm.run(data, exit)
+    assert result is not None and result.exit == (Result.NO_EXIT if exit is None else exit)
+    assert result.output == expected
+    assert m.read_symbol("app_output") == expected
+
+
+def run_to_exit(m: emu.Machine, qm, data: bytes, exit: int | None, every=None) -> emu.RunResult:
+    """A job that takes exit `exit`: the low-energy flag is clear until the job has passed
+    exit point exit - 1 (committed a stage after it), then set; None: never set."""
+    prepare(m, data, every)
+    if exit is not None and exit > 0:
+        past = exit_stage(qm, exit - 1)
+        step_until(m, lambda m: committed_stage(m) > past)
+        assert committed_state(m)[1] == Result.NO_EXIT
+    set_energy(m, exit is not None)
+    return m.run()
+
+
+@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("name", ["digits_exits", "allops"])
+def test_low_energy_takes_each_exit(build_dir, board, name):
+    """For each exit point e: the flag set when the job reaches e (clear at the earlier
+    ones) makes RESULT report exit e with the reference's output for e; clear throughout,
+    exit 0xFF and the final output. Test images and extreme inputs. (allops: exits on an
+    odd-sized map, on 1x1 regions and on a vector.)"""
+    _, qm, _, _, xq = bundled(name)
+    m = machine(build_dir, board, name)
+    counts = {}
+    for data in [xq[i].tobytes() for i in range(3)] + extreme_inputs(qm):
+        for exit in [*range(qm.exits), None]:
+            r = run_to_exit(m, qm, data, exit)
+            check_exit(m, r, qm, data, exit)
+            counts.setdefault(exit, r.instructions)
+    if name == "digits_exits":  # an earlier exit is cheaper
+        assert counts[0] < counts[1] < counts[None]
+
+
+def commit_instruction(m: emu.Machine, data: bytes, low: bool, predicate) -> int:
+    """Instructions from power-on (flag `low` throughout) to the store that commits a state
+    satisfying predicate (counted), by stepping then bisection."""
+    def fresh():
+        prepare(m, data)
+        set_energy(m, low)
+
+    fresh()
+    stride = 2000
+    while True:
+        snap, base = m.snapshot(), m.instructions
+        m.step(stride)
+        if predicate(m):
+            break
+    lo, hi = 0, m.instructions - base
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        m.restore(snap)
+        m.step(mid)
+        lo, hi = (lo, mid) if predicate(m) else (mid, hi)
+    return base + hi
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_exit_decision_commit_under_failures(build_dir, board):
+    """Power fails on each of the instructions around the commit of the decision at exit
+    point 0 (the task's chunk writes, the runtime's header writes, the committing store,
+    the instructions after it), and the flag changes before the reboot. The committed
+    decision wins: failed before the store, the chunk runs again and reads the new flag;
+    after it, the decision stands. Both ways the output is the reference's for the exit
+    RESULT reports, never a mix.
+    - flag low, then cleared: exit 0 if the decision was committed, else the final output;
+    - flag clear, then set: exit 0 if the "go on" was not committed, else exit 1."""
+    _, qm, _, _, xq = bundled("digits_exits")
+    m = machine(build_dir, board, "digits_exits")
+    lines, source = commit_lines(), SourceMap.from_elf(m.image.path)
+    data = xq[4].tobytes()
+    stage0 = exit_stage(qm, 0)
+    cases = [(True, lambda m: committed_state(m)[1] == 0, (0, None)),
+             (False, lambda m: committed_stage(m) > stage0, (1, 0))]
+    for low, decided, (if_committed, if_not) in cases:
+        k = commit_instruction(m, data, low, decided)
+        in_commit = 0
+        for d in range(-40, 4):
+            prepare(m, data)
+            set_energy(m, low)
+            m.step(k + d)
+            pos = source.lookup(m.engine.pc)
+            in_commit += d < 0 and pos is not None and pos.file.endswith("task.c") and pos.line in lines
+            m.power_fail()
+            assert decided(m) == (d >= 0)
+            set_energy(m, not low)
+            r = m.run()
+            assert r.power_failures == 1
+            check_exit(m, r, qm, data, if_committed if d >= 0 else if_not)
+        assert in_commit >= 5  # the header writes before the store were among the failure points
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_exits_under_random_failures_and_flag_changes(build_dir, board):
+    """Random failures, each followed by a random flag value at the reboot (an energy
+    monitor that changes its mind), at N = 16 and N = 1: whatever exit the job takes, its
+    output is the reference's for that exit. Then fixed flags with a failure schedule:
+    exit 0, exit 1 and the final output."""
+    _, qm, _, _, xq = bundled("digits_exits")
+    m = machine(build_dir, board, "digits_exits")
+    golden = run_to_exit(m, qm, xq[5].tobytes(), None).instructions
+    rng = np.random.default_rng(11)
+    seen = set()
+    for trial in range(12):
+        data = xq[5 + trial].tobytes()
+        every = [16] * 8 if trial % 2 else [1] * 8
+        prepare(m, data, every)
+        set_energy(m, False)
+        for _ in range(int(rng.integers(2, 8))):
+            m.step(int(rng.integers(golden // 40, golden // 6)))
+            if m.engine.pc in m.input_waits:  # the job is done
+                break
+            m.power_fail()
+            set_energy(m, bool(rng.random() < 0.3))
+        r = m.run()
+        result = last_result(r.uart)
+        exit = None if result.exit == Result.NO_EXIT else result.exit
+        seen.add(exit)
+        check_exit(m, r, qm, data, exit)
+    assert len(seen) >= 2
+    for exit in (0, 1, None):
+        data = xq[20].tobytes()
+        r = run_to_exit(m, qm, data, exit)
+        schedule = [r.instructions // 7] * 4
+        prepare(m, data)
+        if exit == 1:  # low from the start of the job's second stage on
+            past = exit_stage(qm, 0)
+            step_until(m, lambda m: committed_stage(m) > past)
+            schedule = [m.period_instructions + 5000] + schedule[1:]
+        set_energy(m, exit is not None)
+        r = m.run(fail_after=schedule)
+        assert r.power_failures == 4
+        check_exit(m, r, qm, data, exit)

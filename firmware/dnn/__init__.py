@@ -1,8 +1,11 @@
 """DNN inference firmware generator (docs/models.md).
 
-    model.py    layers, shapes, float forward pass, model directories (model.json + weights.npz)
+    model.py    layers, early-exit points and the shared exit classifier, pruning masks, shapes,
+                float forward pass, model directories (model.json + weights.npz)
     quant.py    int8 quantization with power-of-two scales; the bit-exact integer reference
-    codegen.py  stages, the C tables (model.h) and the per-stage costs (costs.json)
+                (final output and every exit)
+    codegen.py  stages (backbone, exit pooling, exit classifier), dense or sparse weights, the C
+                tables (model.h) and the per-stage costs (costs.json)
     train.py    trains the bundled models (needs scikit-learn; nothing else here does)
     c/          the C engine and app that run a generated model under the intermittent runtime
 
@@ -16,9 +19,10 @@ from pathlib import Path as _Path
 
 import numpy as _np
 
-from .codegen import Stage, costs, generate, plan
+from .codegen import Stage, costs, generate, plan, sparse_encode
 from .model import (
     OPS,
+    ExitClassifier,
     Layer,
     Model,
     ModelError,
@@ -29,16 +33,17 @@ from .model import (
     flatten,
     load,
     load_testset,
+    magnitude_mask,
     maxpool2,
     relu,
     save,
 )
-from .quant import QLayer, QuantModel, calibrate, quantize, requantize, round_shift
+from .quant import QExitClassifier, QLayer, QuantModel, calibrate, quantize, requantize, round_shift
 
-__all__ = ["OPS", "Layer", "Model", "ModelError", "conv2d", "dwconv2d", "dense", "relu", "maxpool2", "avgpool2",
-           "flatten", "load", "save", "load_testset", "QLayer", "QuantModel", "quantize", "calibrate",
-           "requantize", "round_shift", "Stage", "plan", "costs", "generate", "load_quantized", "default_input",
-           "evaluate"]
+__all__ = ["OPS", "Layer", "ExitClassifier", "Model", "ModelError", "conv2d", "dwconv2d", "dense", "relu",
+           "maxpool2", "avgpool2", "flatten", "load", "save", "load_testset", "magnitude_mask", "QLayer",
+           "QExitClassifier", "QuantModel", "quantize", "calibrate", "requantize", "round_shift", "Stage", "plan",
+           "sparse_encode", "costs", "generate", "load_quantized", "default_input", "evaluate"]
 
 
 def load_quantized(directory) -> tuple[Model, QuantModel]:
@@ -56,11 +61,18 @@ def default_input(directory, model: Model, qm: QuantModel) -> bytes:
 
 
 def evaluate(directory) -> dict:
-    """Float and int8 accuracy on the model's test set, and how often their argmax agree."""
+    """Float and int8 accuracy on the model's test set, and how often their argmax agree;
+    with exits, the same for every exit (`exits`, in order)."""
     model, qm = load_quantized(directory)
     x, y = load_testset(directory, model)
-    fl = model.forward(x).argmax(axis=1)
-    qo = qm.forward(qm.quantize_input(x))
-    q = qo.argmax(axis=1)
-    return {"images": len(y), "float_accuracy": float((fl == y).mean()),
-            "int8_accuracy": float((q == y).mean()), "argmax_agreement": float((fl == q).mean())}
+
+    def scores(fl, q):
+        fl, q = fl.argmax(axis=1), q.argmax(axis=1)
+        return {"float_accuracy": float((fl == y).mean()), "int8_accuracy": float((q == y).mean()),
+                "argmax_agreement": float((fl == q).mean())}
+
+    fls, qs = model.forward_all(x), qm.forward_all(qm.quantize_input(x))
+    result = {"images": len(y), **scores(fls[-1], qs[-1])}
+    if qm.exits:
+        result["exits"] = [scores(f, q) for f, q in zip(fls[:-1], qs[:-1])]
+    return result

@@ -15,13 +15,30 @@ Layer ops (`OPS`):
     flatten    (C, H, W) -> (C*H*W,)
 
 Quantization parameters live next to the weights (`weight_frac_bits`, `output_frac_bits`,
-see quant.py). `exit` marks a layer after which an early-exit head may later branch off
-(FreeML-style); the generator rejects it for now.
+see quant.py). `sparsity` (weighted layers) is a magnitude-pruning target: at least that
+fraction of the layer's float weights must be exactly 0 (`magnitude_mask` prunes; the
+generator then encodes the layer sparse, codegen.py).
 
-On disk a model is a directory: `model.json` (input, layers, quantization and code
-generation parameters) and `weights.npz` (float32 `layer<i>.weight`, `layer<i>.bias`),
-optionally `testset.npz` (`x`: float inputs (N, C, H, W) as uint8 raw values times
-`input.scale`, `y`: labels).
+Early exits (FreeML style): `exit` marks a layer after which the job may stop when energy
+is low. All exit points share ONE classifier (`ExitClassifier`): the activation at exit
+point e, (C_e, H, W), is average-pooled per channel over a `grid` x `grid` of regions of
+R_h x R_w = (H // grid) x (W // grid) values (a last odd row/column is dropped, as in the
+2x2 pools), in channel-major order,
+
+    pooled[c][gy][gx] = (sum of the region's R_h x R_w values) / 2^k_e,
+    k_e = ceil(log2(R_h * R_w))
+
+(the mean when R_h * R_w is a power of two; otherwise a power-of-two "average" that the
+int8 engine computes with one rounding shift, and that training uses as it is). grid = 1
+is global average pooling; a vector exit point (n values) is taken as it is. The C_e * grid^2
+values are zero-padded to the classifier's `features` F (at least every exit's count) and
+fed to one dense layer F -> classes. An exit layer must end its firmware stage: it may not
+be followed by a ReLU (mark the ReLU instead).
+
+On disk a model is a directory: `model.json` (input, layers, the exit classifier's sizes
+and frac bits, code generation parameters) and `weights.npz` (float32 `layer<i>.weight`,
+`layer<i>.bias`, `exit.weight`, `exit.bias`), optionally `testset.npz` (`x`: float inputs
+(N, C, H, W) as uint8 raw values times `input.scale`, `y`: labels).
 """
 
 from __future__ import annotations
@@ -33,8 +50,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["OPS", "WEIGHTED", "Layer", "Model", "conv2d", "dwconv2d", "dense", "relu", "maxpool2",
-           "avgpool2", "flatten", "im2col", "load", "save", "dump_json", "load_testset", "ModelError"]
+__all__ = ["OPS", "WEIGHTED", "Layer", "ExitClassifier", "Model", "conv2d", "dwconv2d", "dense", "relu",
+           "maxpool2", "avgpool2", "flatten", "im2col", "pool_grid", "exit_features", "pool_shift", "pool_sums",
+           "pool_features", "pool_backward", "magnitude_mask", "load", "save", "dump_json", "load_testset",
+           "ModelError"]
 
 OPS = ("conv2d", "dwconv2d", "dense", "relu", "maxpool2", "avgpool2", "flatten")
 WEIGHTED = ("conv2d", "dwconv2d", "dense")
@@ -53,7 +72,8 @@ class Layer:
     bias: np.ndarray | None = None
     weight_frac_bits: int | None = None  # quantized weight = round(weight * 2^weight_frac_bits)
     output_frac_bits: int | None = None  # quantized output = round(output * 2^output_frac_bits)
-    exit: bool = False  # reserved: an early-exit point after this layer
+    exit: bool = False  # an early-exit point after this layer (see the module docstring)
+    sparsity: float = 0.0  # weighted layers: fraction of weights that must be 0 (magnitude pruning)
 
     def __post_init__(self):
         if self.op not in OPS:
@@ -101,6 +121,8 @@ class Layer:
             d["weight_frac_bits"] = self.weight_frac_bits
         if self.output_frac_bits is not None:
             d["output_frac_bits"] = self.output_frac_bits
+        if self.sparsity:
+            d["sparsity"] = self.sparsity
         if self.exit:
             d["exit"] = True
         return d
@@ -110,7 +132,7 @@ class Layer:
         op = d.get("op")
         return cls(op, units=int(d.get("filters", d.get("units", 0))), kernel=int(d.get("kernel", 0)),
                    weight_frac_bits=d.get("weight_frac_bits"), output_frac_bits=d.get("output_frac_bits"),
-                   exit=bool(d.get("exit", False)))
+                   exit=bool(d.get("exit", False)), sparsity=float(d.get("sparsity", 0.0)))
 
 
 def conv2d(filters: int, kernel: int = 3) -> Layer:
@@ -142,6 +164,115 @@ def flatten() -> Layer:
 
 
 @dataclass
+class ExitClassifier:
+    """The classifier shared by all exit points: pooled features (zero-padded to `features`)
+    -> dense -> `units` logits. One weight matrix for all exits; in int8 (quant.py) each
+    exit e has its own scales: `pool_frac_bits[e]` for its pooled features and
+    `output_frac_bits[e]` for its logits (so its own int32 bias and shift)."""
+
+    features: int
+    units: int
+    grid: int = 1  # pooling regions per side (1: global average pooling)
+    weight: np.ndarray | None = None  # (units, features)
+    bias: np.ndarray | None = None  # (units,)
+    pool_frac_bits: list[int] | None = None  # per exit
+    weight_frac_bits: int | None = None
+    output_frac_bits: list[int] | None = None  # per exit
+    sparsity: float = 0.0
+
+    def to_json(self) -> dict:
+        d: dict = {"features": self.features, "units": self.units, "grid": self.grid}
+        for key in ("pool_frac_bits", "weight_frac_bits", "output_frac_bits"):
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key)
+        if self.sparsity:
+            d["sparsity"] = self.sparsity
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> ExitClassifier:
+        return cls(int(d["features"]), int(d["units"]), int(d.get("grid", 1)), pool_frac_bits=d.get("pool_frac_bits"),
+                   weight_frac_bits=d.get("weight_frac_bits"), output_frac_bits=d.get("output_frac_bits"),
+                   sparsity=float(d.get("sparsity", 0.0)))
+
+    def forward(self, pooled: np.ndarray) -> np.ndarray:
+        return pooled @ np.asarray(self.weight, np.float64).T + self.bias
+
+
+def pool_grid(shape: tuple[int, ...], grid: int) -> tuple[int, int, int, int]:
+    """(channels, grid side, region rows, region columns) of the pooling of an exit point of
+    activation shape (C, H, W), or (n,) (a vector: n channels of one value)."""
+    if len(shape) != 3:
+        return int(np.prod(shape)), 1, 1, 1
+    c, h, w = shape
+    if grid < 1 or h < grid or w < grid:
+        raise ModelError(f"an exit point of shape {tuple(shape)} cannot be pooled over a {grid}x{grid} grid")
+    return c, grid, h // grid, w // grid
+
+
+def exit_features(shape: tuple[int, ...], grid: int) -> int:
+    """Pooled values of an exit point (before the zero padding)."""
+    c, g, _, _ = pool_grid(shape, grid)
+    return c * g * g
+
+
+def pool_shift(shape: tuple[int, ...], grid: int) -> int:
+    """k = ceil(log2(R_h * R_w)) of an exit point's pooling."""
+    _, _, rh, rw = pool_grid(shape, grid)
+    return (rh * rw - 1).bit_length()
+
+
+def pool_sums(a: np.ndarray, grid: int) -> np.ndarray:
+    """Region sums of a batch of exit-point activations (B, *shape) -> (B, C * g * g)."""
+    c, g, rh, rw = pool_grid(a.shape[1:], grid)
+    if a.ndim != 4:
+        return a.reshape(a.shape[0], -1)
+    b = a.shape[0]
+    return a[:, :, : g * rh, : g * rw].reshape(b, c, g, rh, g, rw).sum(axis=(3, 5)).reshape(b, -1)
+
+
+def pool_features(a: np.ndarray, features: int, grid: int) -> np.ndarray:
+    """Float pooled features of a batch of exit-point activations, zero-padded to (B, features)."""
+    a = np.asarray(a, np.float64)
+    pooled = pool_sums(a, grid) / 2.0 ** pool_shift(a.shape[1:], grid)
+    out = np.zeros((a.shape[0], features))
+    out[:, : pooled.shape[1]] = pooled
+    return out
+
+
+def pool_backward(dpooled: np.ndarray, shape: tuple[int, ...], grid: int) -> np.ndarray:
+    """Gradient of pool_features w.r.t. its input (B, *shape), from the padded gradient."""
+    c, g, rh, rw = pool_grid(shape, grid)
+    b = dpooled.shape[0]
+    d = dpooled[:, : c * g * g] / 2.0 ** pool_shift(shape, grid)
+    if len(shape) != 3:
+        return d.reshape((b, *shape))
+    d = np.broadcast_to(d.reshape(b, c, g, 1, g, 1), (b, c, g, rh, g, rw)).reshape(b, c, g * rh, g * rw)
+    out = np.zeros((b, *shape))
+    out[:, :, : g * rh, : g * rw] = d
+    return out
+
+
+def magnitude_mask(weight: np.ndarray, sparsity: float) -> np.ndarray:
+    """Magnitude pruning: a 0/1 mask that keeps all but the round(sparsity * size) smallest
+    |weights| of the layer (ties: the earlier index is pruned first, a stable order)."""
+    flat = np.abs(np.asarray(weight, np.float64)).reshape(-1)
+    mask = np.ones(flat.size)
+    mask[np.argsort(flat, kind="stable")[: int(round(sparsity * flat.size))]] = 0.0
+    return mask.reshape(np.shape(weight))
+
+
+def _check_sparsity(where: str, weight: np.ndarray, sparsity: float) -> None:
+    if not 0.0 <= sparsity < 1.0:
+        raise ModelError(f"{where}: sparsity {sparsity} is outside [0, 1)")
+    need = int(round(sparsity * weight.size))
+    zeros = int((np.asarray(weight) == 0).sum())
+    if zeros < need:
+        raise ModelError(f"{where}: {zeros} of {weight.size} weights are 0, its sparsity target {sparsity} "
+                         f"needs {need}; prune the weights (magnitude_mask, python -m firmware.dnn.train)")
+
+
+@dataclass
 class Model:
     name: str
     input_shape: tuple[int, int, int]
@@ -150,7 +281,13 @@ class Model:
     input_scale: float = 1.0  # float input = raw test-set value * input_scale
     commit_every: int = 16  # default preservation granularity (output elements per commit)
     description: str = ""
+    exit_classifier: ExitClassifier | None = None  # shared by the layers with exit=True
     extra: dict = field(default_factory=dict)  # other model.json keys, kept as they are
+
+    @property
+    def exit_points(self) -> list[int]:
+        """Indices of the layers after which an exit branches off, in order (exit 0, 1, ...)."""
+        return [i for i, layer in enumerate(self.layers) if layer.exit]
 
     def shapes(self) -> list[tuple[int, ...]]:
         """Activation shapes: shapes[0] is the input, shapes[i + 1] the output of layer i."""
@@ -167,7 +304,7 @@ class Model:
         return self.shapes()[-1]
 
     def init_weights(self, rng: np.random.Generator) -> None:
-        """He-normal weights, zero biases, for every weighted layer."""
+        """He-normal weights, zero biases, for every weighted layer (then the exit classifier)."""
         for layer, shape in zip(self.layers, self.shapes()):
             wshape = layer.weight_shape(shape)
             if wshape is None:
@@ -175,6 +312,45 @@ class Model:
             fan_in = int(np.prod(wshape[1:])) if layer.op != "dwconv2d" else layer.kernel ** 2
             layer.weight = (rng.standard_normal(wshape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
             layer.bias = np.zeros(wshape[0], np.float32)
+        head = self.exit_classifier
+        if head is not None:
+            head.weight = (rng.standard_normal((head.units, head.features)) * np.sqrt(2.0 / head.features)
+                           ).astype(np.float32)
+            head.bias = np.zeros(head.units, np.float32)
+
+    def check_exits(self) -> None:
+        """Exit points and the shared classifier fit the layers (see the module docstring)."""
+        points, head = self.exit_points, self.exit_classifier
+        if not points:
+            return
+        if head is None:
+            raise ModelError(f"model {self.name}: layers {points} are exit points but the model has no "
+                             "exit_classifier")
+        shapes = self.shapes()
+        out = shapes[-1]
+        if len(out) != 1 or head.units != out[0]:
+            raise ModelError(f"model {self.name}: the exit classifier gives {head.units} logits, the model's "
+                             f"output is {out}; they must be the same vector")
+        computing = [i for i, layer in enumerate(self.layers) if layer.op not in ("flatten", "relu")]
+        for i in points:
+            where = f"model {self.name}, layer {i} ({self.layers[i].op})"
+            j = i + 1
+            while j < len(self.layers) and self.layers[j].op in ("flatten", "relu"):
+                if self.layers[j].op == "relu":
+                    raise ModelError(f"{where}: an exit point may not be followed by a relu (it folds into "
+                                     "the same stage): mark the relu as the exit instead")
+                j += 1
+            if not any(j > i for j in computing):
+                raise ModelError(f"{where}: an exit point needs a computing layer after it (this is the "
+                                 "final output)")
+            if not any(j <= i for j in computing) and self.layers[i].op != "relu":
+                raise ModelError(f"{where}: an exit point needs a computing layer before it")
+            try:
+                n = exit_features(shapes[i + 1], head.grid)
+            except ModelError as exc:
+                raise ModelError(f"{where}: {exc}") from None
+            if n > head.features:
+                raise ModelError(f"{where}: {n} pooled features, the exit classifier takes {head.features}")
 
     def check_weights(self) -> None:
         for i, (layer, shape) in enumerate(zip(self.layers, self.shapes())):
@@ -186,13 +362,43 @@ class Model:
             if layer.weight.shape != wshape or layer.bias.shape != (wshape[0],):
                 raise ModelError(f"model {self.name}, layer {i} ({layer.op}): weight {layer.weight.shape} / "
                                  f"bias {layer.bias.shape}, expected {wshape} / ({wshape[0]},)")
+            _check_sparsity(f"model {self.name}, layer {i} ({layer.op})", layer.weight, layer.sparsity)
+        for i, layer in enumerate(self.layers):
+            if layer.sparsity and layer.op not in WEIGHTED:
+                raise ModelError(f"model {self.name}, layer {i} ({layer.op}): only weighted layers have a sparsity")
+        self.check_exits()
+        head = self.exit_classifier
+        if head is not None and self.exit_points:
+            if head.weight is None or head.bias is None:
+                raise ModelError(f"model {self.name}: the exit classifier has no weights")
+            if head.weight.shape != (head.units, head.features) or head.bias.shape != (head.units,):
+                raise ModelError(f"model {self.name}: exit classifier weight {head.weight.shape} / bias "
+                                 f"{head.bias.shape}, expected {(head.units, head.features)} / ({head.units},)")
+            _check_sparsity(f"model {self.name}, exit classifier", head.weight, head.sparsity)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """Float forward pass of a batch x (B, C, H, W) -> (B, outputs)."""
+    def forward(self, x: np.ndarray, exit: int | None = None) -> np.ndarray:
+        """Float forward pass of a batch x (B, C, H, W) -> (B, outputs): the final output, or
+        with `exit` = e the shared exit classifier's logits at exit point e."""
         x = np.asarray(x, np.float64)
+        points = self.exit_points
+        stop = len(self.layers) if exit is None else points[exit] + 1
+        for layer in self.layers[:stop]:
+            x = forward_layer(layer, x)
+        if exit is not None:
+            head = self.exit_classifier
+            return head.forward(pool_features(x, head.features, head.grid))
+        return x.reshape(x.shape[0], -1)
+
+    def forward_all(self, x: np.ndarray) -> list[np.ndarray]:
+        """[exit 0 logits, exit 1 logits, ..., final output] in one pass."""
+        x = np.asarray(x, np.float64)
+        outs = []
         for layer in self.layers:
             x = forward_layer(layer, x)
-        return x.reshape(x.shape[0], -1)
+            if layer.exit:
+                head = self.exit_classifier
+                outs.append(head.forward(pool_features(x, head.features, head.grid)))
+        return outs + [x.reshape(x.shape[0], -1)]
 
 
 # -- float forward (batched) ------------------------------------------------------------------
@@ -231,7 +437,7 @@ def forward_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
 
 
 # -- files ---------------------------------------------------------------------------------------
-_KNOWN_KEYS = {"name", "description", "input", "layers", "commit_every"}
+_KNOWN_KEYS = {"name", "description", "input", "layers", "exit_classifier", "commit_every"}
 
 
 def dump_json(data) -> str:
@@ -250,14 +456,19 @@ def save(model: Model, directory: str | Path) -> None:
     meta = {"name": model.name, "description": model.description,
             "input": {"shape": list(model.input_shape), "frac_bits": model.input_frac_bits,
                       "scale": model.input_scale},
-            "layers": [layer.to_json() for layer in model.layers],
-            "commit_every": model.commit_every, **model.extra}
+            "layers": [layer.to_json() for layer in model.layers]}
+    if model.exit_classifier is not None:
+        meta["exit_classifier"] = model.exit_classifier.to_json()
+    meta.update({"commit_every": model.commit_every, **model.extra})
     (d / "model.json").write_text(dump_json(meta))
     arrays = {}
     for i, layer in enumerate(model.layers):
         if layer.weight is not None:
             arrays[f"layer{i}.weight"] = np.asarray(layer.weight, np.float32)
             arrays[f"layer{i}.bias"] = np.asarray(layer.bias, np.float32)
+    if model.exit_classifier is not None and model.exit_classifier.weight is not None:
+        arrays["exit.weight"] = np.asarray(model.exit_classifier.weight, np.float32)
+        arrays["exit.bias"] = np.asarray(model.exit_classifier.bias, np.float32)
     np.savez_compressed(d / "weights.npz", **arrays)
 
 
@@ -275,6 +486,8 @@ def load(directory: str | Path) -> Model:
         model = Model(meta["name"], tuple(inp["shape"]), [Layer.from_json(x) for x in meta["layers"]],
                       input_frac_bits=int(inp.get("frac_bits", 7)), input_scale=float(inp.get("scale", 1.0)),
                       commit_every=int(meta.get("commit_every", 16)), description=meta.get("description", ""),
+                      exit_classifier=(ExitClassifier.from_json(meta["exit_classifier"])
+                                       if "exit_classifier" in meta else None),
                       extra={k: v for k, v in meta.items() if k not in _KNOWN_KEYS})
     except (KeyError, TypeError) as exc:
         raise ModelError(f"{d / 'model.json'}: missing or malformed field {exc}") from None
@@ -287,6 +500,9 @@ def load(directory: str | Path) -> Model:
                 if f"layer{i}.weight" in npz:
                     layer.weight = npz[f"layer{i}.weight"].astype(np.float32)
                     layer.bias = npz[f"layer{i}.bias"].astype(np.float32)
+            if model.exit_classifier is not None and "exit.weight" in npz:
+                model.exit_classifier.weight = npz["exit.weight"].astype(np.float32)
+                model.exit_classifier.bias = npz["exit.bias"].astype(np.float32)
     model.check_weights()
     return model
 

@@ -13,6 +13,14 @@
  * nearest, ties towards +infinity. avgpool2 is the same with acc = the sum of 4 and
  * shift = 2. A fused ReLU clamps the result at 0. The generator proves that no
  * accumulator can overflow int32.
+ *
+ * Sparse weights (pruned layers, when smaller than dense): `rows` is set and `weight`
+ * points at (delta u8, weight i8) pairs; output channel c's entries are pairs
+ * [rows[c], rows[c + 1]). Per entry the input pointer, starting at the output element's
+ * anchor (conv2d: the window's top-left value in input channel 0; dwconv2d: in the
+ * element's own channel; dense: the vector's start), advances by delta and the product
+ * with the weight is accumulated. Zero weights cost nothing; the generator bridges gaps of
+ * more than 255 with (255, 0) entries.
  */
 #ifndef FIRMWARE_DNN_H
 #define FIRMWARE_DNN_H
@@ -26,13 +34,19 @@ enum dnn_op {
     DNN_MAXPOOL2 = 4, /* 2x2 windows, stride 2 */
     DNN_AVGPOOL2 = 5,
     DNN_RELU = 6,
+    DNN_EXITPOOL = 7, /* out[c][gy][gx] = sum of region (gy, gx) of in[c], shifted; regions of
+                         (in_h / g) x (in_w / g) on a g x g grid, g = out_h = out_w; out_c = in_c;
+                         outputs beyond out_c * g * g (the classifier's padding) are 0 */
 };
+
+#define DNN_NO_EXIT 0xFFu
 
 typedef struct {
     uint8_t op;     /* enum dnn_op */
     uint8_t relu;   /* fused ReLU on the output */
     uint8_t shift;  /* requantization shift */
     uint8_t kernel; /* conv kernel side (valid padding, stride 1) */
+    uint8_t exit;   /* backbone stage ending at an exit point: its index; else DNN_NO_EXIT */
     uint16_t in_c, in_h, in_w;
     uint16_t out_c, out_h, out_w;
     /* derived by the generator (no multiplications at run time): */
@@ -42,7 +56,9 @@ typedef struct {
     uint16_t fan_in;    /* weights per output channel: in_c * k * k (conv2d), k * k (dwconv2d), in_c (dense) */
     const int8_t *in;
     int8_t *out;
-    const int8_t *weight; /* conv2d [out_c][in_c][k][k], dwconv2d [c][k][k], dense [out_c][in_c] */
+    const int8_t *weight; /* conv2d [out_c][in_c][k][k], dwconv2d [c][k][k], dense [out_c][in_c];
+                             sparse: the (delta, weight) pairs */
+    const uint16_t *rows; /* sparse: [out_c + 1] entry indices of each output channel; 0: dense */
     const int32_t *bias;  /* [out_c] */
 } dnn_stage_t;
 

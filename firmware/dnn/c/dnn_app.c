@@ -2,18 +2,28 @@
  * dnn_app.c - a generated model (model.h) as an intermittent app (docs/models.md).
  *
  * Input:  app_input, the int8 input tensor (LOAD, or the model's default input as flashed).
- * Output: app_output, the int8 outputs of the last layer (also in RESULT, exit RT_EXIT_FINAL).
+ * Output: app_output, the int8 outputs of the last layer (RESULT exit RT_EXIT_FINAL), or
+ *         of the shared exit classifier at exit point e (RESULT exit e).
  *
- * Progress: one task over the double-buffered state {stage, pos}. A run of the task
+ * Progress: one task over the double-buffered state {stage, exit, pos}. A run of the task
  * computes the next dnn_commit_every[stage] output elements of the stage (all the rest
  * when 0) into the stage's non-volatile output buffer, then the runtime commits the
- * advanced {stage, pos}. The writes are idempotent: they depend only on the stage's input
+ * advanced state. The writes are idempotent: they depend only on the stage's input
  * buffer, which no task writes while the stage runs (stage i writes dnn_buffer[i % 2] and
  * reads the other one, or app_input), so a power failure anywhere re-runs at most one
  * chunk and the output is that of an uninterrupted run, bit for bit.
  *
- * Early exits (later): a stage flagged as an exit would end the job with its exit index
- * when rt_energy_low(); the state and the task loop already allow it.
+ * Early exits: the run of the task that completes a backbone stage ending at exit point e
+ * reads rt_energy_low(). Low: the next stage becomes exit e's pooling stage (which reads
+ * the buffer the backbone stage just finished) and the state's exit becomes e; then exit
+ * e's classifier stage (the shared weights, e's bias and shift) writes app_output and the
+ * job ends. Otherwise the backbone goes on. The decision is part of the state that the
+ * runtime commits with that chunk, in one store: a failure before the commit re-runs the
+ * chunk, which reads the flag again (nothing was decided); after the commit the decision
+ * stands, whatever the flag says at the next boot (the committed decision wins), and no
+ * later task reads the flag for that exit point. The exit path and the final path never
+ * both write app_output in one job: which one runs is fixed by the committed state, and
+ * each writes all of app_output.
  */
 #include <stdint.h>
 
@@ -23,8 +33,9 @@
 #include "model.h" /* generated: DNN_* sizes, app_input, app_output, buffers, dnn_stages */
 
 typedef struct {
-    uint16_t stage; /* stage being computed; DNN_STAGES when done */
-    uint16_t pos;   /* its first output element not yet committed */
+    uint8_t stage; /* stage being computed; DNN_ALL_STAGES when done */
+    uint8_t exit;  /* the exit taken (committed decision), RT_EXIT_FINAL while none */
+    uint16_t pos;  /* the stage's first output element not yet committed */
 } state_t;
 
 RT_TASK_STATE(state_t, state);
@@ -38,11 +49,22 @@ static uint16_t task_chunk(void *p)
     dnn_stage_run(s, st->pos, end);
     if (end < size) {
         st->pos = end;
+        return 0;
+    }
+    st->pos = 0;
+    if (st->stage == DNN_STAGES - 1 || st->stage >= DNN_STAGES + DNN_EXITS) { /* app_output written */
+        st->stage = DNN_ALL_STAGES;
+        return RT_TASK_DONE;
+    }
+    if (st->stage >= DNN_STAGES) { /* exit e's pooling: on to the classifier with e's bias */
+        st->stage = (uint8_t)(st->stage + DNN_EXITS);
+    } else if (s->exit != DNN_NO_EXIT && rt_energy_low()) { /* the exit decision */
+        st->exit = s->exit;
+        st->stage = (uint8_t)(DNN_STAGES + s->exit);
     } else {
         st->stage++;
-        st->pos = 0;
     }
-    return st->stage < DNN_STAGES ? 0 : RT_TASK_DONE;
+    return 0;
 }
 
 static const rt_task_fn tasks[] = {task_chunk};
@@ -50,14 +72,14 @@ static const rt_taskset_t taskset = {{&state[0], &state[1]}, sizeof(state_t), ta
 
 static void start(void)
 {
-    const state_t initial = {0, 0};
+    const state_t initial = {0, RT_EXIT_FINAL, 0};
     rt_tasks_start(&taskset, &initial);
 }
 
 static uint8_t resume(void)
 {
     rt_tasks_run(&taskset);
-    return RT_EXIT_FINAL;
+    return ((const state_t *)rt_tasks_state(&taskset))->exit;
 }
 
 static const rt_app_t app = {

@@ -27,7 +27,26 @@ static int32_t rounding(uint8_t shift)
     return shift ? (int32_t)1 << (shift - 1) : 0;
 }
 
-/* conv2d (depthwise = 0) and depthwise conv2d (depthwise = 1). */
+/* acc plus the products of a sparse row's entries [e, stop) with the inputs they select
+ * from p on (dnn.h). */
+static int32_t sparse_dot(int32_t acc, const int8_t *p, const uint8_t *e, const uint8_t *stop)
+{
+    for (; e != stop; e += 2) {
+        p += e[0];
+        acc += (int16_t)(*p * (int8_t)e[1]);
+    }
+    return acc;
+}
+
+/* The entries of output channel c of a sparse stage: returns the first, sets *stop to the end. */
+static const uint8_t *sparse_row(const dnn_stage_t *s, uint16_t c, const uint8_t **stop)
+{
+    const uint8_t *pairs = (const uint8_t *)s->weight;
+    *stop = pairs + 2u * s->rows[c + 1];
+    return pairs + 2u * s->rows[c];
+}
+
+/* conv2d (depthwise = 0) and depthwise conv2d (depthwise = 1), dense weights. */
 static void conv(const dnn_stage_t *s, uint16_t begin, uint16_t end, int depthwise)
 {
     const uint16_t k = s->kernel, in_w = s->in_w, out_w = s->out_w, out_h = s->out_h;
@@ -61,6 +80,41 @@ static void conv(const dnn_stage_t *s, uint16_t begin, uint16_t end, int depthwi
     }
 }
 
+/* The same with sparse weights: the entries' deltas walk the window (dnn.h). */
+static void conv_sparse(const dnn_stage_t *s, uint16_t begin, uint16_t end, int depthwise)
+{
+    const uint16_t k = s->kernel, in_w = s->in_w, out_w = s->out_w, out_h = s->out_h;
+    const uint16_t in_plane = s->in_plane;
+    const int32_t half = rounding(s->shift);
+    uint16_t c = begin / s->out_plane, r = begin % s->out_plane, y = r / out_w, x = r % out_w;
+    const int8_t *anchor = s->in + (depthwise ? (uint16_t)(c * in_plane) : 0) + (uint16_t)(y * in_w) + x;
+    const uint8_t *row_end, *row_begin = sparse_row(s, c, &row_end);
+    for (uint16_t o = begin; o < end; o++) {
+        s->out[o] = saturate(sparse_dot(s->bias[c] + half, anchor, row_begin, row_end), s->shift, s->relu);
+        anchor++;
+        if (++x == out_w) {
+            x = 0;
+            anchor += k - 1;
+            if (++y == out_h) {
+                y = 0;
+                c++;
+                if (o + 1 < end) /* rows[c + 1] exists only for a channel that has outputs */
+                    row_begin = sparse_row(s, c, &row_end);
+                anchor = depthwise ? anchor + (uint16_t)((k - 1) * in_w) : s->in;
+            }
+        }
+    }
+}
+
+static void dense_sparse(const dnn_stage_t *s, uint16_t begin, uint16_t end)
+{
+    const int32_t half = rounding(s->shift);
+    for (uint16_t o = begin; o < end; o++) {
+        const uint8_t *stop, *e = sparse_row(s, o, &stop);
+        s->out[o] = saturate(sparse_dot(s->bias[o] + half, s->in, e, stop), s->shift, s->relu);
+    }
+}
+
 static void dense(const dnn_stage_t *s, uint16_t begin, uint16_t end)
 {
     const uint16_t n = s->fan_in;
@@ -71,6 +125,47 @@ static void dense(const dnn_stage_t *s, uint16_t begin, uint16_t end)
         for (uint16_t i = 0; i < n; i++)
             acc += (int16_t)(s->in[i] * *w++);
         s->out[o] = saturate(acc, s->shift, s->relu);
+    }
+}
+
+/* The pooling of an exit point (DNN_EXITPOOL, dnn.h): per channel, a g x g grid of region
+ * sums, shifted; the padding outputs are 0. */
+static void exitpool(const dnn_stage_t *s, uint16_t begin, uint16_t end)
+{
+    const uint16_t g = s->out_w, in_w = s->in_w, rh = s->in_h / g, rw = in_w / g;
+    const uint16_t real = (uint16_t)(s->out_c * s->out_plane);
+    const uint16_t row_step = (uint16_t)(rh * in_w - g * rw);          /* next grid row */
+    const uint16_t chan_step = (uint16_t)(s->in_plane - g * rh * in_w); /* next channel */
+    const int32_t half = rounding(s->shift);
+    uint16_t c = 0, gy = 0, gx = 0;
+    const int8_t *anchor = s->in;
+    if (begin < real) {
+        uint16_t r = begin % s->out_plane;
+        c = begin / s->out_plane;
+        gy = r / g;
+        gx = r % g;
+        anchor += (uint16_t)(c * s->in_plane) + (uint16_t)(gy * rh * in_w) + (uint16_t)(gx * rw);
+    }
+    for (uint16_t o = begin; o < end; o++) {
+        if (o >= real) {
+            s->out[o] = 0;
+            continue;
+        }
+        int32_t acc = half;
+        const int8_t *row = anchor;
+        for (uint16_t i = 0; i < rh; i++, row += in_w)
+            for (uint16_t j = 0; j < rw; j++)
+                acc += row[j];
+        s->out[o] = saturate(acc, s->shift, s->relu);
+        anchor += rw;
+        if (++gx == g) {
+            gx = 0;
+            anchor += row_step;
+            if (++gy == g) {
+                gy = 0;
+                anchor += chan_step;
+            }
+        }
     }
 }
 
@@ -110,19 +205,31 @@ void dnn_stage_run(const dnn_stage_t *s, uint16_t begin, uint16_t end)
 {
     switch (s->op) {
     case DNN_CONV2D:
-        conv(s, begin, end, 0);
+        if (s->rows)
+            conv_sparse(s, begin, end, 0);
+        else
+            conv(s, begin, end, 0);
         break;
     case DNN_DWCONV2D:
-        conv(s, begin, end, 1);
+        if (s->rows)
+            conv_sparse(s, begin, end, 1);
+        else
+            conv(s, begin, end, 1);
         break;
     case DNN_DENSE:
-        dense(s, begin, end);
+        if (s->rows)
+            dense_sparse(s, begin, end);
+        else
+            dense(s, begin, end);
         break;
     case DNN_MAXPOOL2:
         pool(s, begin, end, 0);
         break;
     case DNN_AVGPOOL2:
         pool(s, begin, end, 1);
+        break;
+    case DNN_EXITPOOL:
+        exitpool(s, begin, end);
         break;
     case DNN_RELU:
         for (uint16_t o = begin; o < end; o++)
