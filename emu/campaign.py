@@ -38,6 +38,7 @@ from .errors import EmuError
 from .machine import Machine, RunResult, Snapshot
 from .protocol import last_result
 from .results import ResultStore, firmware_digest
+from .vectors import Vector, load_vector
 
 __all__ = ["Trial", "CampaignResult", "Campaign", "CampaignSpec", "Strategy", "execute", "exhaustive", "in_range", "in_function", "sample",
            "double", "read_schedules", "golden_trace", "nv_writes", "nv_writers", "OUTCOMES", "Point"]
@@ -168,6 +169,7 @@ class CampaignResult:
     trials: list[Trial] = field(default_factory=list)
     observe: tuple[str, ...] = ()
     source: SourceMap | None = None
+    vector: Path | None = None  # the test vector directory the trials ran on
 
     @property
     def outcomes(self) -> dict[str, int]:
@@ -187,7 +189,8 @@ class CampaignResult:
     def reproduce(self, trial: Trial) -> str:
         reads = "".join(f" --read {name}" for name in self.observe)
         ks = ",".join(str(k) for k in _schedule(trial.at))
-        return f"emu run {self.firmware} --board {self.board} --fail-after {ks}{reads}"
+        vector = f" --vector {self.vector}" if self.vector else ""
+        return f"emu run {self.firmware} --board {self.board}{vector} --fail-after {ks}{reads}"
 
     def to_json(self) -> dict:
         failures = []
@@ -232,19 +235,30 @@ class Campaign:
     """Golden run plus trials on one reused machine."""
 
     def __init__(self, machine: Machine, observe: Sequence[str] = (), max_factor: float = 10.0,
-                 interval: int | None = None):
+                 interval: int | None = None, vector: "Vector | None" = None):
         if max_factor < 1:
             raise EmuError("max-factor must be >= 1")
         self.machine = machine
         self.observe = tuple(observe)
+        self.vector = vector
         machine.observe_symbols(self.observe)
         machine.reset()
+        if vector is not None:  # the vector's input, as if flashed with the firmware
+            load_vector(machine, vector)
+            machine.rebase()
         golden = machine.run()
         if golden.outcome != "completed":
             raise EmuError(f"the golden (continuous-power) run did not complete: {golden.outcome}"
                            f"{': ' + golden.error if golden.error else ''}")
         self.golden_instructions = golden.instructions
         self.expected = self._observed(golden)
+        if vector is not None:
+            found = last_result(golden.uart)
+            got = (found.output, found.exit) if found else None
+            if got != (vector.expected_output, vector.exit):
+                raise EmuError(f"under continuous power the firmware does not give vector {vector.name}'s "
+                               f"expected output: got {got[0].hex() + f' (exit {got[1]})' if got else 'no RESULT'}, "
+                               f"expected {vector.expected_output.hex()} (exit {vector.exit})")
         self.limit = int(max_factor * self.golden_instructions)
         self.interval = interval or max(256, self.golden_instructions // 1000)
         self._snapshots: list[tuple[int, Snapshot]] = []
@@ -306,7 +320,8 @@ class Campaign:
     def run(self, points: Iterable[Point], progress: Callable[[int], None] | None = None) -> CampaignResult:
         m = self.machine
         result = CampaignResult(m.image.path, m.board.name, self.golden_instructions, self.expected,
-                                observe=self.observe, source=SourceMap.from_elf(m.image.path))
+                                observe=self.observe, source=SourceMap.from_elf(m.image.path),
+                                vector=self.vector.path if self.vector else None)
         for n, at in enumerate(points, 1):
             result.trials.append(self.trial(at))
             if progress:
@@ -391,16 +406,21 @@ class CampaignSpec:
     max_factor: float = 10.0
     volatile_init: str = "random"
     seed: int = 0
+    vector: Vector | None = None
 
     def campaign(self) -> Campaign:
         machine = Machine.from_elf(self.firmware, self.board, volatile_init=self.volatile_init, seed=self.seed)
-        return Campaign(machine, observe=self.observe, max_factor=self.max_factor)
+        return Campaign(machine, observe=self.observe, max_factor=self.max_factor, vector=self.vector)
 
     def header(self, board: str) -> dict:
         """What a result file must match to be resumed."""
         options = asdict(self)
-        del options["firmware"]
+        del options["firmware"], options["vector"]
         options.update(board=board, observe=list(self.observe))
+        if self.vector is not None:
+            v = self.vector
+            options["vector"] = {"name": v.name, "input": v.input.hex(), "expected": v.expected_output.hex(),
+                                 "exit": v.exit}
         return {"firmware_sha256": firmware_digest(self.firmware), "options": options}
 
 
@@ -425,7 +445,8 @@ def execute(campaign: Campaign, spec: CampaignSpec, points: Sequence[Point], *, 
 
     m = campaign.machine
     result = CampaignResult(m.image.path, m.board.name, campaign.golden_instructions, campaign.expected,
-                            observe=campaign.observe, source=SourceMap.from_elf(m.image.path))
+                            observe=campaign.observe, source=SourceMap.from_elf(m.image.path),
+                            vector=campaign.vector.path if campaign.vector else None)
     collected: dict[tuple[int, ...], Trial] = dict(store.finished) if store else {}
     todo = [p for p in points if _schedule(p) not in collected]
     bar = tqdm(total=len(points), initial=len(points) - len(todo), unit="trial", smoothing=0.1,

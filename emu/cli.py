@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--read", action="append", default=[], metavar="SYMBOL[:NBYTES]",
                      help="report these bytes after the run (repeatable)")
     run.add_argument("--uart-in", type=Path, metavar="FILE", help="bytes the UART receives")
+    run.add_argument("--vector", type=Path, metavar="DIR",
+                     help="write a test vector's input into the firmware's input buffer first")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.add_argument("-v", "--verbose", action="store_true", help="report unmodeled peripheral registers")
     camp = sub.add_parser("campaign", help="fail power after every (or some) instruction k and check the outcome")
@@ -84,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     camp.add_argument("--recovery-window", type=_count, default=2000, metavar="W",
                       help="--double: the second failure falls in the first W instructions after "
                            "the boot code reaches main (default 2000)")
+    camp.add_argument("--vector", type=Path, metavar="DIR",
+                      help="run on a test vector's input; trials must also give its expected output")
     camp.add_argument("--max-factor", type=float, default=10.0, metavar="F",
                       help="timeout after F x N instructions in total (default 10)")
     camp.add_argument("--seed", type=_count, default=0, help="seed for --sample and --volatile-init random")
@@ -123,6 +127,10 @@ def _run(args: argparse.Namespace) -> int:
     machine = Machine.from_elf(args.firmware, args.board, volatile_init=args.volatile_init, seed=args.seed,
                                until=args.until, max_instructions=args.max_instructions,
                                uart_input=uart_input, observe=args.read, verbose=args.verbose)
+    if args.vector is not None:
+        from .vectors import Vector, load_vector
+
+        load_vector(machine, Vector.read(args.vector))
     result = machine.run(fail_after=args.fail_after)
     if args.json:
         print(json.dumps(result.to_json()))
@@ -133,10 +141,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def _campaign(args: argparse.Namespace) -> int:
     from .campaign import Campaign, CampaignSpec, Strategy, execute
+    from .vectors import Vector
     from .results import ResultStore
 
+    vector = Vector.read(args.vector) if args.vector else None
     machine = Machine.from_elf(args.firmware, args.board, volatile_init=args.volatile_init, seed=args.seed)
-    campaign = Campaign(machine, observe=args.observe, max_factor=args.max_factor)
+    campaign = Campaign(machine, observe=args.observe, max_factor=args.max_factor, vector=vector)
     if args.exhaustive:
         strategy = Strategy("exhaustive")
     elif args.sample is not None:
@@ -153,7 +163,7 @@ def _campaign(args: argparse.Namespace) -> int:
         strategy = Strategy.parse(f"range:{args.range}")
     points = strategy.points(campaign, seed=args.seed)
     spec = CampaignSpec(args.firmware, machine.board.name, tuple(args.observe), args.max_factor,
-                        args.volatile_init, args.seed)
+                        args.volatile_init, args.seed, vector)
     header = spec.header(machine.board.name)
     path = args.results or Path(".emu/campaigns") / f"{args.firmware.stem}-{header['firmware_sha256'][:12]}.jsonl"
     with ResultStore(path, header, resume=args.resume) as store:

@@ -395,6 +395,14 @@ class Machine:
         self._boots = snapshot.boots
         self._tx_at_boot = snapshot.tx_at_boot
 
+    def rebase(self) -> None:
+        """Make the current (powered-off) state the one `reset()` returns to: e.g. after
+        writing a test vector's input into non-volatile memory, as if it had been flashed
+        with the firmware."""
+        if self._powered:
+            raise EmuError("rebase() needs the machine powered off (call it before running)")
+        self._initial = self.snapshot()
+
     def reset(self, uart_input: bytes | None = None) -> None:
         """Back to the just-flashed state (reusing the engine)."""
         self.restore(self._initial)

@@ -19,7 +19,7 @@ Public names: `Vector`, `VectorRun`, `run_vector`, `find_vectors`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -28,7 +28,7 @@ from .host import Host, MachineTransport
 from .machine import Machine, RunResult
 from .protocol import Result, last_result
 
-__all__ = ["Vector", "VectorRun", "run_vector", "find_vectors"]
+__all__ = ["Vector", "VectorRun", "run_vector", "load_vector", "find_vectors"]
 
 FORMAT = 1
 EXIT_FINAL = Result.NO_EXIT
@@ -47,6 +47,7 @@ class Vector:
     schedule: tuple[int, ...] | None = None  # emu run --fail-after counts
     input_symbol: str = "app_input"
     output_symbol: str = "app_output"
+    path: Path | None = field(default=None, compare=False)  # the directory it was read from
 
     def write(self, directory: Path) -> Path:
         """Write this vector as `directory`/<name>/; returns that path."""
@@ -82,7 +83,7 @@ class Vector:
             raise EmuError(f"{path / 'vector.json'}: schedule must be a list of instruction counts >= 0")
         return cls(path.name, meta["firmware"], meta["board"], data, expected, int(meta.get("exit", EXIT_FINAL)),
                    tuple(schedule) if schedule is not None else None,
-                   meta.get("input_symbol", "app_input"), meta.get("output_symbol", "app_output"))
+                   meta.get("input_symbol", "app_input"), meta.get("output_symbol", "app_output"), path)
 
     def elf(self, build: str | Path) -> Path:
         return Path(build) / self.board / f"{self.firmware}.elf"
@@ -114,15 +115,24 @@ def run_vector(vector: Vector, elf: str | Path, via: str = "memory",
     if via == "uart":
         result = Host(MachineTransport(m, fail_after=schedule)).run_job(vector.input)
         return VectorRun(vector, via, result.output, result.exit)
-    size = m.image.symbol(vector.input_symbol).size
-    if len(vector.input) > size:
-        raise EmuError(f"vector {vector.name}: {len(vector.input)} input bytes do not fit "
-                       f"{vector.input_symbol} ({size} bytes)")
-    m.write_symbol(vector.input_symbol, vector.input)
-    m.write_symbol("rt_job", _RT_JOB_START.to_bytes(2, "little"))
+    load_vector(m, vector)
     run = m.run(fail_after=schedule)
     result = last_result(run.uart)
     return VectorRun(vector, via, result.output if result else None, result.exit if result else None, run)
+
+
+def load_vector(machine: Machine, vector: Vector) -> None:
+    """Write the vector's input into the firmware's input buffer and ask for a job at the
+    next boot (the runtime's job word), as LOAD + RUN would."""
+    size = machine.image.symbol(vector.input_symbol).size
+    if len(vector.input) > size:
+        raise EmuError(f"vector {vector.name}: {len(vector.input)} input bytes do not fit "
+                       f"{vector.input_symbol} ({size} bytes)")
+    if "rt_job" not in machine.image.symbols:
+        raise EmuError(f"{machine.image.path.name} does not use the project runtime (no rt_job): "
+                       "its vectors can only be run through the UART")
+    machine.write_symbol(vector.input_symbol, vector.input)
+    machine.write_symbol("rt_job", _RT_JOB_START.to_bytes(2, "little"))
 
 
 def find_vectors(root: str | Path) -> Iterator[Vector]:

@@ -4,11 +4,14 @@ protocol and by writing the input into non-volatile memory, and the two agree.""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 import emu
 from emu.errors import EmuError
+from emu.protocol import last_result
 from emu.vectors import Vector, find_vectors, run_vector
 
 
@@ -53,3 +56,28 @@ def test_round_trip_and_clear_errors(tmp_path):
     (tmp_path / "x" / "vector.json").write_text(json.dumps(meta))
     with pytest.raises(EmuError, match="schedule must be a list of instruction counts"):
         Vector.read(tmp_path / "x")
+
+
+def test_campaign_on_a_vector_and_its_reproducer(build_dir, tmp_path):
+    vector = build_dir / "vectors" / "cortex-m4-mram" / "logger" / "random-2"
+    base = [sys.executable, "-m", "emu", "campaign", "--vector", str(vector), "--sample", "300", "--seed", "5",
+            "--results", str(tmp_path / "r.jsonl"), "--json"]
+    good = subprocess.run(base[:4] + [str(build_dir / "cortex-m4-mram" / "logger.elf")] + base[4:],
+                          capture_output=True, text=True)
+    assert good.returncode == 0, good.stderr
+    bad = subprocess.run(base[:4] + [str(build_dir / "cortex-m4-mram" / "logger_broken.elf")] + base[4:],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1, bad.stderr
+    first = json.loads(bad.stdout)["failures"][0]
+    expected = Vector.read(vector).expected_output
+    assert first["expected"]["result"] == expected.hex() != first["observed"]["result"]
+    assert f"--vector {vector}" in first["reproduce"]
+    replay = subprocess.run([sys.executable, "-m", "emu", *first["reproduce"].split()[1:], "--json"],
+                            capture_output=True, text=True)
+    assert last_result(bytes.fromhex(json.loads(replay.stdout)["uart"])).output.hex() == first["observed"]["result"]
+    # a vector whose expectation the firmware does not meet under continuous power
+    wrong = Vector.read(vector)
+    wrong = Vector("wrong", wrong.firmware, wrong.board, wrong.input, bytes(len(wrong.expected_output)))
+    out = subprocess.run(base[:4] + [str(build_dir / "cortex-m4-mram" / "logger.elf"), "--vector",
+                                     str(wrong.write(tmp_path)), "--sample", "5"], capture_output=True, text=True)
+    assert out.returncode == 2 and "does not give vector wrong's expected output" in out.stderr
