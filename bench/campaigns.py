@@ -6,7 +6,8 @@ For each board, on a small app (`demo`, `--exhaustive`) and on a DNN model (`dnn
 * naive: the deliberately simple loop of the tests' reference (a new machine per trial,
   run from reset with `fail_after=[k]`), timed on a few trials;
 * project, one process: `Campaign` (snapshots along the golden run, one reused machine);
-* project, all cores: `execute(..., workers=os.cpu_count())`, golden runs included.
+* project, all cores: `execute(..., workers=os.cpu_count(), pool_after=0)` (worker processes
+  forced on, their start-up and golden runs included).
 
 Convergence pruning is not implemented yet, so there is no "with pruning" column.
 Targets (the campaign issue): >= 50x naive on the small app, >= 200x on the DNN model,
@@ -50,7 +51,7 @@ def measure(build: Path, board: str) -> list[dict]:
         one_rate = len(points) / (time.perf_counter() - t)
         cores = os.cpu_count() or 1
         t = time.perf_counter()
-        pooled = execute(campaign, spec, points, workers=cores, progress=False)
+        pooled = execute(campaign, spec, points, workers=cores, progress=False, pool_after=0)
         pool_rate = len(points) / (time.perf_counter() - t)
         assert pooled.trials == one.trials
         rows.append({"board": board, "workload": f"{app} --{strategy}", "golden_instructions": n,
