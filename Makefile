@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV   := .venv
 VPY    := $(VENV)/bin/python
 BUILD  := $(CURDIR)/build
-APT_PACKAGES := clang lld llvm gcc-arm-none-eabi libnewlib-arm-none-eabi mspdebug chromium
+APT_PACKAGES := clang lld llvm gcc-arm-none-eabi libnewlib-arm-none-eabi mspdebug chromium gdb-multiarch
 
 .PHONY: all demo test firmware bench toolchains venv clean
 
@@ -20,7 +20,7 @@ toolchains: $(BUILD)/.toolchains
 
 $(BUILD)/.toolchains:
 	@missing=""; \
-	for t in clang ld.lld llvm-readelf llvm-dwarfdump arm-none-eabi-gcc mspdebug chromium; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	for t in clang ld.lld llvm-readelf llvm-dwarfdump arm-none-eabi-gcc mspdebug chromium gdb-multiarch; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if command -v arm-none-eabi-gcc >/dev/null && [ ! -f "$$(arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -print-file-name=libc.a)" ]; then missing="$$missing newlib"; fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "toolchains: missing:$$missing; installing $(APT_PACKAGES) with apt-get"; \

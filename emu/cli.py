@@ -102,13 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
                       help="keep the trials already in the results file and run only the others")
     camp.add_argument("--report", type=Path, metavar="DIR", help="write an HTML report to DIR/index.html")
     camp.add_argument("--json", action="store_true", help="print one JSON object")
+    gdb = sub.add_parser("gdb", help="serve a GDB connection to the emulated board (power failures included)")
+    gdb.add_argument("firmware", type=Path, metavar="FIRMWARE.elf")
+    gdb.add_argument("--board", choices=sorted(BOARDS), help="default: from the ELF machine type")
+    gdb.add_argument("--fail-after", type=_counts, default=[], metavar="K1,K2,...",
+                     help="power schedule as for emu run: GDB sees SIGPWR before each failure")
+    gdb.add_argument("--port", type=_count, default=3333, help="TCP port on 127.0.0.1 (default 3333)")
+    gdb.add_argument("--volatile-init", choices=VOLATILE_INIT, default="random")
+    gdb.add_argument("--seed", type=_count, default=0)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _campaign(args) if args.command == "campaign" else _run(args)
+        return {"campaign": _campaign, "gdb": _gdb}.get(args.command, _run)(args)
     except EmuError as exc:
         print(f"emu: error: {exc}", file=sys.stderr)
         return 2
@@ -182,6 +190,21 @@ def _campaign(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"report: {page}")
     return 0 if result.all_correct else 1
+
+
+def _gdb(args: argparse.Namespace) -> int:
+    from .gdbstub import GdbStub
+
+    machine = Machine.from_elf(args.firmware, args.board, volatile_init=args.volatile_init, seed=args.seed)
+    stub = GdbStub(machine, args.fail_after)
+    gdb = "gdb-multiarch" if machine.board.arch == "cortex-m" else "msp430-elf-gdb"
+    try:
+        stub.serve(args.port, on_listen=lambda port: print(
+            f"emu gdb: {machine.board.name} waiting for GDB on 127.0.0.1:{port}\n"
+            f"  {gdb} {args.firmware} -ex 'target remote 127.0.0.1:{port}'", flush=True))
+    except OSError as exc:
+        raise EmuError(f"cannot serve GDB on 127.0.0.1:{args.port}: {exc.strerror}") from None
+    return 0
 
 
 def _summary(result) -> str:

@@ -1,0 +1,113 @@
+"""The GDB stub across power failures: a scripted gdb-multiarch session on the Cortex-M4
+(breakpoint, SIGPWR at the scheduled failure, SIGUSR1 at the reboot, non-volatile
+variables, a watchpoint, monitor commands) and the same flow on the MSP430 through a small
+client of the remote protocol written here. The stub runs as `emu gdb` in a subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from emu.elf import ElfImage
+from emu.gdbstub import SIGNALS
+
+
+@contextlib.contextmanager
+def served(elf, fail_after):
+    """`emu gdb ELF --port 0 --fail-after ...`; yields the port it listens on."""
+    proc = subprocess.Popen([sys.executable, "-m", "emu", "gdb", str(elf), "--port", "0", "--fail-after",
+                             ",".join(map(str, fail_after))], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        yield int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+
+
+@pytest.mark.skipif(shutil.which("gdb-multiarch") is None, reason="gdb-multiarch is installed by `make test`")
+def test_gdb_multiarch_session_through_a_power_failure(build_dir):
+    elf = build_dir / "cortex-m4-mram" / "checksum.elf"
+    with served(elf, [3000]) as port:
+        script = [f"target remote 127.0.0.1:{port}", "break task_chunk", "continue", "print rt_boot_count",
+                  "continue", "continue", "continue", "info registers pc", "print rt_boot_count", "continue",
+                  "print rt_boot_count", "monitor power status", "continue", "print rt_boot_count",
+                  "delete", "watch rt_active", "continue", "delete", "continue"]
+        args = ["gdb-multiarch", "-batch", "-nx", str(elf)] + [x for line in script for x in ("-ex", line)]
+        run = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    out = run.stdout + run.stderr
+    assert "Breakpoint 1, task_chunk" in out
+    assert "Program received signal SIGPWR, Power fail/restart." in out
+    assert out.index("SIGPWR") < out.index("Program received signal SIGUSR1") < out.rindex("Breakpoint 1, task_chunk")
+    assert "Reset_Handler" in out  # the reboot stops at the reset vector
+    values = [line.split("= ")[1] for line in out.splitlines() if line.startswith("$")]
+    assert values == ["1", "1", "1", "2"]  # the boot count survives the failure, the reboot counts
+    assert "power on; boot 2;" in out and "1 power failures so far" in out
+    assert "watchpoint 2: rt_active" in out and "Old value = " in out and "New value = " in out
+    assert "proto_wait_input" in out  # and on to the firmware's wait for the host
+
+
+class Client:
+    """A minimal GDB remote-protocol client (acknowledged mode)."""
+
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.buffer = b""
+
+    def request(self, body: str) -> str:
+        data = body.encode()
+        self.sock.sendall(b"$" + data + b"#" + f"{sum(data) & 0xFF:02x}".encode())
+        while True:
+            start = self.buffer.find(b"$")
+            end = self.buffer.find(b"#", start)
+            if start >= 0 and end >= 0 and len(self.buffer) >= end + 3:
+                reply = self.buffer[start + 1 : end]
+                assert int(self.buffer[end + 1 : end + 3], 16) == sum(reply) & 0xFF
+                self.buffer = self.buffer[end + 3 :]
+                self.sock.sendall(b"+")
+                return reply.decode()
+            chunk = self.sock.recv(65536)
+            assert chunk, "stub closed the connection"
+            self.buffer += chunk  # acks before a packet are skipped by find("$")
+
+    def u16(self, address: int) -> int:
+        return int.from_bytes(bytes.fromhex(self.request(f"m{address:x},2")), "little")
+
+    def pc(self) -> int:
+        return int.from_bytes(bytes.fromhex(self.request("p0")), "little")
+
+
+def test_protocol_session_on_the_msp430(build_dir):
+    elf = build_dir / "msp430fr5994" / "checksum.elf"
+    image = ElfImage.read(elf)
+    task = image.symbol("task_chunk").address
+    boots = image.symbol("rt_boot_count").address
+    with served(elf, [12000]) as port:
+        c = Client(port)
+        assert "qXfer:features:read+" in c.request("qSupported:xmlRegisters=i386")
+        xml = c.request("qXfer:features:read:target.xml:0,fff")
+        assert xml.startswith("l") and "<architecture>msp430</architecture>" in xml
+        assert len(c.request("g")) == 16 * 8
+        reset = c.u16(0xFFFE)
+        assert c.pc() == reset
+        assert c.request(f"Z0,{task:x},2") == "OK"
+        assert c.request("c").startswith(f"T{SIGNALS['SIGTRAP']:02x}") and c.pc() == task
+        assert c.u16(boots) == 1
+        stops = []
+        while not stops or not stops[-1].startswith(f"T{SIGNALS['SIGPWR']:02x}"):
+            stops.append(c.request("c"))
+            assert len(stops) < 20
+        status = bytes.fromhex(c.request("qRcmd," + b"power status".hex())).decode()
+        assert "12000 instructions in this period" in status  # stopped right before the failure
+        assert c.request("c").startswith(f"T{SIGNALS['SIGUSR1']:02x}") and c.pc() == reset  # the reboot
+        assert c.request("c").startswith("T05") and c.pc() == task  # the breakpoint survived it
+        assert c.u16(boots) == 2
+        assert c.request(f"z0,{task:x},2") == "OK"
+        assert c.request("c").startswith("T05") and c.pc() == image.symbol("proto_wait_input").address
+        c.request("D")
