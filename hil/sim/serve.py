@@ -1,0 +1,173 @@
+"""Serving a simulated instrument over a pseudo-terminal or a loopback TCP socket.
+
+An instrument model (a `Device`) only turns received bytes into reply bytes; an endpoint
+moves those bytes over a real OS channel, from a daemon thread, so the driver under test does
+real serial (or socket) I/O:
+
+* `PtyEndpoint`: `os.openpty()`; the slave side, put in raw mode, is what a driver opens
+  (`/dev/pts/N`, or `ASRL/dev/pts/N::INSTR` through PyVISA). The endpoint keeps its own slave
+  descriptor open so that the driver may close and reopen the port.
+* `TcpEndpoint`: a listening socket on 127.0.0.1 (port chosen by the OS), one client at a
+  time, as an instrument's raw SCPI socket (`TCPIP::127.0.0.1::PORT::SOCKET`).
+
+Every few milliseconds the endpoint also calls `Device.tick(now)`, for devices whose output
+depends on time (framing by silence, streamed samples). `hang()` makes the instrument stop
+answering — input is swallowed, nothing is sent — until `resume()`.
+
+Public names: `Device`, `Endpoint`, `PtyEndpoint`, `TcpEndpoint`.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import threading
+import time
+import tty
+from typing import Protocol
+
+__all__ = ["Device", "Endpoint", "PtyEndpoint", "TcpEndpoint"]
+
+
+class Device(Protocol):
+    """The byte-level behaviour of an instrument. Calls are serialised by the endpoint."""
+
+    def receive(self, data: bytes, now: float) -> bytes:
+        """Bytes from the host arrived at monotonic time `now`; return the bytes to send back."""
+
+    def tick(self, now: float) -> bytes:
+        """Time passed; return any bytes the instrument sends on its own."""
+
+    def disconnect(self) -> None:
+        """The host went away (socket closed): forget partial input."""
+
+
+class Endpoint:
+    """Runs a `Device` on a channel from a daemon thread; a context manager."""
+
+    tick_interval = 0.002
+
+    def __init__(self, device: Device, name: str):
+        self.device = device
+        self.answering = True
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name=f"hil.sim {name}", daemon=True)
+
+    def _serve(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def hang(self) -> None:
+        """Stop answering (input is swallowed, nothing is sent) until `resume()`."""
+        self.answering = False
+
+    def resume(self) -> None:
+        """Answer again."""
+        self.answering = True
+
+    def _react(self, data: bytes) -> bytes:
+        now = time.monotonic()
+        if not self.answering:
+            return b""
+        out = self.device.receive(data, now) if data else b""
+        return out + self.device.tick(now)
+
+    def close(self) -> None:
+        """Stop the thread and release the channel (idempotent)."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+
+    def __enter__(self) -> Endpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _write_some(fd: int, data: bytes) -> None:
+    """Write what the channel takes now; drop the rest (a UART overrun, not a hang)."""
+    while data:
+        try:
+            n = os.write(fd, data)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return
+        data = data[n:]
+
+
+class PtyEndpoint(Endpoint):
+    """A pseudo-terminal whose slave side (`path`) the driver opens."""
+
+    def __init__(self, device: Device):
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        os.set_blocking(self._master, False)
+        self.path = os.ttyname(self._slave)
+        super().__init__(device, self.path)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            while not self._stop.is_set():
+                ready, _, _ = select.select([self._master], [], [], self.tick_interval)
+                data = b""
+                if ready:
+                    try:
+                        data = os.read(self._master, 65536)
+                    except (BlockingIOError, InterruptedError):
+                        data = b""
+                    except OSError:
+                        time.sleep(self.tick_interval)  # no slave open right now
+                _write_some(self._master, self._react(data))
+        finally:
+            os.close(self._master)
+            os.close(self._slave)
+
+
+class TcpEndpoint(Endpoint):
+    """A TCP listener on loopback; `port` is the port the OS chose (or the one asked for)."""
+
+    def __init__(self, device: Device, host: str = "127.0.0.1", port: int = 0):
+        self._listener = socket.create_server((host, port))
+        self._listener.setblocking(False)
+        self.host, self.port = host, self._listener.getsockname()[1]
+        self._client: socket.socket | None = None
+        super().__init__(device, f"{host}:{self.port}")
+        self._thread.start()
+
+    def _drop_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+            self.device.disconnect()
+
+    def _serve(self) -> None:
+        try:
+            while not self._stop.is_set():
+                watched = [self._listener] + ([self._client] if self._client else [])
+                ready, _, _ = select.select(watched, [], [], self.tick_interval)
+                if self._listener in ready:
+                    client, _ = self._listener.accept()
+                    self._drop_client()  # one client at a time, like most instruments
+                    client.setblocking(False)
+                    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    self._client = client
+                data = b""
+                if self._client is not None and self._client in ready:
+                    try:
+                        data = self._client.recv(65536)
+                    except (BlockingIOError, InterruptedError):
+                        data = b""
+                    except OSError:
+                        self._drop_client()
+                    else:
+                        if not data:
+                            self._drop_client()
+                out = self._react(data)
+                if out and self._client is not None:
+                    _write_some(self._client.fileno(), out)
+        finally:
+            self._drop_client()
+            self._listener.close()
