@@ -64,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--uart-in", type=Path, metavar="FILE", help="bytes the UART receives")
     run.add_argument("--vector", type=Path, metavar="DIR",
                      help="write a test vector's input into the firmware's input buffer first")
+    energy = run.add_argument_group("energy-driven power failures (docs/energy.md; instead of --fail-after)")
+    energy.add_argument("--power", type=Path, metavar="CONFIG", help="power configuration (TOML)")
+    energy.add_argument("--harvester", metavar="SPEC", help="const:1mW, current:2mA, square:PERIOD,DUTY,POWER or trace:FILE")
+    energy.add_argument("--capacitor", metavar="C", help="storage capacitance, e.g. 100uF")
+    energy.add_argument("--v-on", metavar="V", help="supervisor turn-on voltage, e.g. 2.8")
+    energy.add_argument("--v-off", metavar="V", help="brown-out voltage, e.g. 1.9")
+    energy.add_argument("--leakage", metavar="I|R", help="capacitor leakage, e.g. 1uA or 10MOhm")
+    energy.add_argument("--efficiency", metavar="E", help="regulator efficiency, e.g. 0.85")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.add_argument("-v", "--verbose", action="store_true", help="report unmodeled peripheral registers")
     camp = sub.add_parser("campaign", help="fail power after every (or some) instruction k and check the outcome")
@@ -139,6 +147,18 @@ def _run(args: argparse.Namespace) -> int:
         from .vectors import Vector, load_vector
 
         load_vector(machine, Vector.read(args.vector))
+    energy_flags = (args.power, args.harvester, args.capacitor, args.v_on, args.v_off, args.leakage, args.efficiency)
+    if any(flag is not None for flag in energy_flags):
+        if args.fail_after:
+            raise EmuError("--fail-after and an energy-driven run (--power/--harvester/...) exclude each other")
+        from .power import load_power_config, power_config, run_energy
+
+        config = power_config(harvester=args.harvester, capacitance=args.capacitor, v_on=args.v_on,
+                              v_off=args.v_off, leakage=args.leakage, efficiency=args.efficiency,
+                              base=load_power_config(args.power) if args.power else None)
+        energy = run_energy(machine, config)
+        print(json.dumps(energy.to_json()) if args.json else "\n".join([_summary(energy.result), *energy.summary()]))
+        return 0 if energy.outcome == "completed" else 1
     result = machine.run(fail_after=args.fail_after)
     if args.json:
         print(json.dumps(result.to_json()))
