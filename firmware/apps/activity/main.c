@@ -4,9 +4,10 @@
  * Input:  app_input, SAMPLES samples of int8 x, y, z interleaved (LOAD, or the built-in
  *         recording as flashed: still, walking, running, still).
  * Output: app_output (also in RESULT): for each window of WINDOW samples, 7 bytes:
- *         mean u16, variance u32, class u8, where m = |x|+|y|+|z|, mean = floor(sum m / WINDOW),
- *         variance = floor(sum (m - mean)^2 / WINDOW), class 0 (still) if variance < 16,
- *         1 (walk) if < 256, else 2 (run); then a histogram: windows per class, 3 x u8.
+ *         mean u16, variance u32, class u8, where m = |x|+|y|+|z| per sample,
+ *         mean = floor(sum m / WINDOW), variance = floor(sum (m - mean)^2 / WINDOW),
+ *         class 0 (still) if variance < 16, 1 (walk) if < 256, else 2 (run);
+ *         then a histogram: windows per class, 3 x u8.
  *
  * Correct: a task per window over double-buffered state {window, histogram}; the task
  * writes its window's 7 output bytes (a function of the input and the window index, so
@@ -103,7 +104,7 @@ static uint8_t *histogram_of(state_t *s)
     return s->histogram;
 }
 #else
-static uint8_t histogram[CLASSES]; /* bug: volatile SRAM, not part of the task state */
+static uint8_t histogram[CLASSES]; /* bug: in SRAM, outside the task state */
 
 static uint8_t *histogram_of(state_t *s)
 {

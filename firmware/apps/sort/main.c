@@ -11,12 +11,14 @@
  * half-done swap back and re-runs only that task.
  * Broken (APP_BROKEN): the swap stores the two elements directly, without the undo log - a
  * torn swap: a failure part-way leaves one value in both places (or a value mixing the
- * bytes of both), and the re-run task does not restore the lost value, so the output is
- * not a permutation of the input.
+ * bytes of both), and the re-run task cannot bring the lost value back.
  */
+#include <stddef.h>
 #include <stdint.h>
 
 #include "rt.h"
+
+void *memcpy(void *dst, const void *src, size_t n); /* firmware/lib/string.c */
 
 #define N 48
 #define INPUT_SIZE (2 * N)
@@ -41,14 +43,13 @@ static void swap(uint16_t i, uint16_t j)
     rt_undo_write16((volatile uint16_t *)&app_output[i], (uint16_t)b);
     rt_undo_write16((volatile uint16_t *)&app_output[j], (uint16_t)a);
 #else
-    /* bug: stored in place without the undo log, byte by byte as a generic (qsort-style)
-     * swap does; a failure before the last store leaves the pair torn */
-    volatile uint8_t *x = (volatile uint8_t *)&app_output[i], *y = (volatile uint8_t *)&app_output[j];
-    for (uint16_t k = 0; k < sizeof(int16_t); k++) {
-        uint8_t t = x[k];
-        x[k] = y[k];
-        y[k] = t;
-    }
+    /* bug: in place without the undo log (a generic swap through a temporary, as a
+     * qsort-style sort over any element size does); a failure before the last byte of the
+     * last copy leaves the pair torn */
+    int16_t t;
+    memcpy(&t, &app_output[i], sizeof t);
+    memcpy(&app_output[i], &app_output[j], sizeof t);
+    memcpy(&app_output[j], &t, sizeof t);
 #endif
 }
 
