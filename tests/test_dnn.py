@@ -3,7 +3,9 @@ definitions and the float model, the cost report, and the generated firmware aga
 reference, bit for bit, on both boards, under continuous power and power failures (inside
 task commits, in tiny periods that cut the boot, at random points), for several
 preservation granularities; early exits (the low-energy flag, the exit decision's commit
-under failures and flag changes) and pruned models (the sparse encoding)."""
+under failures and flag changes) and pruned models (the sparse encoding); intermittent
+execution designs (loop orders, tiles, staging, partial sums; their costs, checked by hand
+and against the bytes the firmware really moves)."""
 
 from __future__ import annotations
 
@@ -19,10 +21,11 @@ import emu
 from emu.campaign import Campaign
 from emu.debuginfo import SourceMap
 from emu.protocol import Result, last_result
-from firmware.dnn import (ExitClassifier, Model, ModelError, conv2d, dense, flatten, load_quantized, load_testset,
-                          maxpool2, plan, quantize, relu)
-from firmware.dnn.codegen import costs, input_offsets, sparse_encode
-from firmware.dnn.quant import quantize_value, requantize, round_shift
+from firmware.dnn import (Design, ExitClassifier, Model, ModelError, conv2d, dense, design_table, flatten,
+                          load, load_quantized, load_testset, maxpool2, plan, quantize, relu, save)
+from firmware.dnn.codegen import Stage, _encode, costs, input_offsets, sparse_encode
+from firmware.dnn.design import run_stage, stage_costs, stage_designs
+from firmware.dnn.quant import QLayer, quantize_value, requantize, round_shift
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "firmware" / "models"
@@ -250,8 +253,10 @@ def test_digits_plan_and_costs(build_dir):
     assert [r["outputs"] for r in rows] == [288, 72, 10]
     assert [r["macs"] for r in rows] == [2592, 0, 720]
     assert [r["commits"] for r in rows] == [18, 5, 1]  # ceil(288 / 16), ceil(72 / 16), 1
-    assert rows[0]["per_commit"]["nv_reads"] == {"activations": 16 * 9, "weights_and_biases": 16 * (9 + 4)}
-    assert rows[2]["per_commit"]["nv_reads"] == {"activations": 10 * 72, "weights_and_biases": 10 * (72 + 4)}
+    assert rows[0]["per_commit"]["nv_reads"] == {"activations": 16 * 9, "weights_and_biases": 16 * (9 + 4),
+                                                 "accumulators": 0}
+    assert rows[2]["per_commit"]["nv_reads"] == {"activations": 10 * 72, "weights_and_biases": 10 * (72 + 4),
+                                                 "accumulators": 0}
     # every output byte once, plus per commit the task state and the runtime's commit
     assert report["total"]["preserved_bytes"] == 288 + 72 + 10 + 24 * (4 + 12)
     assert report["size_bytes"]["constants"] == 72 + 720 + 4 * (8 + 10)
@@ -297,17 +302,22 @@ def machine(build_dir: Path, board: str, name: str) -> emu.Machine:
     return emu.Machine.from_elf(build_dir / board / f"dnn_{name}.elf")
 
 
-def prepare(m: emu.Machine, data: bytes, every: list[int] | None = None) -> None:
+def prepare(m: emu.Machine, data: bytes, every: list[int] | None = None, designs: list[Design] | None = None
+            ) -> None:
     """Back to the flashed state with `data` as the input of the job the firmware runs at
-    its first boot (as emu.vectors does), and optionally other commit granularities."""
+    its first boot (as emu.vectors does), and optionally other commit granularities and
+    designs (written over the flashed tables, no rebuild)."""
     m.reset()
     m.write_symbol("app_input", data)
     if every is not None:
         m.write_symbol("dnn_commit_every", np.array(every, np.uint16).tobytes())
+    if designs is not None:
+        m.write_symbol("dnn_design", design_table(designs))
 
 
-def job(m: emu.Machine, data: bytes, every: list[int] | None = None, fail_after=()) -> emu.RunResult:
-    prepare(m, data, every)
+def job(m: emu.Machine, data: bytes, every: list[int] | None = None, fail_after=(),
+        designs: list[Design] | None = None) -> emu.RunResult:
+    prepare(m, data, every, designs)
     return m.run(fail_after=list(fail_after))
 
 
@@ -343,21 +353,31 @@ def commit_lines() -> range:
     return range(start, end + 1)
 
 
-def next_change(m: emu.Machine, symbol: str, limit: int) -> int:
-    """Instructions from the current state until the one that changes `symbol`'s bytes
-    (that one counted), found by doubling then bisection on snapshots; the machine is left
-    where it was. Power stays on."""
-    snap, before = m.snapshot(), m.read_symbol(symbol)
+def committed_seq(m: emu.Machine) -> bytes:
+    """The committed header's sequence number (runtime/task.c): it grows by one at each
+    task commit, at the store to rt_active (which itself only toggles)."""
+    active = int.from_bytes(m.read_symbol("rt_active"), "little")
+    headers = m.read_symbol("rt_header")
+    return headers[active * len(headers) // 2:][:4]
+
+
+def next_change(m: emu.Machine, what, limit: int) -> int:
+    """Instructions from the current state until the one that changes `what` (a symbol's
+    bytes, or a function of the machine) (that one counted), found by doubling then
+    bisection on snapshots, so `what` must not change back in the meantime (use
+    committed_seq, not rt_active, for commits); the machine is left where it was."""
+    read = (lambda m: m.read_symbol(what)) if isinstance(what, str) else what
+    snap, before = m.snapshot(), read(m)
 
     def changed(k: int) -> bool:
         m.restore(snap)
         m.step(k)
-        return m.read_symbol(symbol) != before
+        return read(m) != before
 
     lo, hi = 0, 1
     while not changed(hi):
         lo, hi = hi, hi * 2
-        assert hi <= limit, f"{symbol} did not change within {limit} instructions"
+        assert hi <= limit, f"{what} did not change within {limit} instructions"
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if changed(mid) else (mid, hi)
@@ -375,23 +395,30 @@ def test_failures_inside_commits(build_dir, board, name):
     that end inside the boot are thrown in."""
     _, qm, _, _, xq = bundled(name)
     m = machine(build_dir, board, name)
-    data, every = xq[1].tobytes(), [1] * len(plan(qm))
-    golden = job(m, data, every).instructions
+    fail_in_commits(m, qm, xq[1].tobytes(), [1] * len(plan(qm)), None, 24, 3)
+
+
+def fail_in_commits(m: emu.Machine, qm, data: bytes, every: list[int], designs: list[Design] | None, count: int,
+                    seed: int) -> None:
+    """`count` power failures, each on one of the last instructions before a task commit's
+    store or right after it, the 6th and 7th in tiny periods that end inside the boot; then
+    the job must finish with the reference's output."""
+    golden = job(m, data, every, designs=designs).instructions
     lines, source = commit_lines(), SourceMap.from_elf(m.image.path)
-    rng = np.random.default_rng(3)
-    prepare(m, data, every)
+    rng = np.random.default_rng(seed)
+    prepare(m, data, every, designs)
     schedule = []
-    for n in range(24):
+    for n in range(count):
         if n in (5, 6):  # cut the next boot short (twice in a row)
             schedule.append(int(rng.integers(3, 40)))
             m.step(schedule[-1])
             m.power_fail()
             continue
-        m.step(int(rng.integers(1, golden // 24)))  # somewhere in a task
+        m.step(int(rng.integers(1, golden // count)))  # somewhere in a task
         period = m.period_instructions
         active = m.read_symbol("rt_active")
-        store = next_change(m, "rt_active", golden)
-        offset = int(rng.integers(0, 6))  # 0: after the store; 1..5: before it
+        store = next_change(m, committed_seq, golden)
+        offset = int(rng.integers(0, min(6, store)))  # 0: after the store; 1..5: before it
         m.step(store - offset)
         if offset:
             pos = source.lookup(m.engine.pc)
@@ -514,10 +541,10 @@ def check_exit(m: emu.Machine, r: emu.RunResult, qm, data: bytes, exit: int | No
     assert m.read_symbol("app_output") == expected
 
 
-def run_to_exit(m: emu.Machine, qm, data: bytes, exit: int | None, every=None) -> emu.RunResult:
+def run_to_exit(m: emu.Machine, qm, data: bytes, exit: int | None, every=None, designs=None) -> emu.RunResult:
     """A job that takes exit `exit`: the low-energy flag is clear until the job has passed
     exit point exit - 1 (committed a stage after it), then set; None: never set."""
-    prepare(m, data, every)
+    prepare(m, data, every, designs)
     if exit is not None and exit > 0:
         past = exit_stage(qm, exit - 1)
         step_until(m, lambda m: committed_stage(m) > past)
@@ -644,3 +671,308 @@ def test_exits_under_random_failures_and_flag_changes(build_dir, board):
         r = m.run(fail_after=schedule)
         assert r.power_failures == 4
         check_exit(m, r, qm, data, exit)
+
+
+# -- intermittent execution designs (firmware/dnn/design.py, c/dnn_design.c) ---------------------------
+WEIGHTED_OPS = ("conv2d", "dwconv2d", "dense")
+# every loop order x two tilings (one output element; a larger tile, staged in SRAM) x two
+# commit granularities (every step; 5 steps, which divides no pass of these models)
+ORDER_TILES = {
+    "channel": [Design(), Design(tile=(2, 3, 3), stage_input=True)],
+    "spatial": [Design(order="spatial"), Design(order="spatial", tile=(0, 1, 2), stage_input=True)],
+    "input": [Design(order="input"), Design(order="input", tile=(4, 2, 3), in_tile=3, stage_input=True)],
+}
+DESIGNS = [(d, n) for tiles in ORDER_TILES.values() for d in tiles for n in (1, 5)]
+
+
+def per_stage(qm, design: Design) -> list[Design]:
+    """`design` on every conv2d / dwconv2d / dense stage, the default elsewhere."""
+    return [design if s.op in WEIGHTED_OPS else Design() for s in plan(qm)]
+
+
+def design_id(d: Design, n: int) -> str:
+    return f"{d.order}-{'x'.join(map(str, d.tile))}{'-in' + str(d.in_tile) if d.order == 'input' else ''}" \
+           f"{'-staged' if d.stage_input else ''}-n{n}"
+
+
+def test_design_json_cli_and_errors(tmp_path):
+    """Designs in model.json (a layer's and the exit classifier's `design`) go through
+    load/save and into the firmware tables; the CLI overrides them like --commit-every; bad
+    designs are refused with a reason."""
+    model, _ = load_quantized(MODELS / "digits_exits")
+    model.layers[2].design = Design(order="input", tile=(0, 2, 2), in_tile=2, stage_input=True, commit_every=3)
+    model.exit_classifier.design = Design(order="spatial", tile=(5,))
+    save(model, tmp_path / "m")
+    back = load(tmp_path / "m")
+    assert back.layers[2].design == model.layers[2].design and back.exit_classifier.design.tile == (5, 1, 1)
+    text = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert text["layers"][2]["design"] == {"order": "input", "tile": [0, 2, 2], "in_tile": 2, "stage_input": True,
+                                           "commit_every": 3}
+    qm = quantize(back)
+    designs, every = stage_designs(back, plan(qm))
+    assert [d.order for d in designs] == ["channel", "input", "channel", "channel", "channel", "channel",
+                                          "spatial", "spatial"]
+    assert every == [16, 3, 16, 16, 16, 16, 16, 16]  # the layer's own commit_every, else the model's
+    # the CLI: one value for every weighted stage; commit_every for all
+    from firmware.dnn.__main__ import main
+    assert main(["generate", str(tmp_path / "m"), str(tmp_path / "out"), "--order", "spatial", "--tile", "0x1x1",
+                 "--stage-input", "1", "--commit-every", "2"]) == 0
+    header = (tmp_path / "out" / "model.h").read_text()
+    rows = re.findall(r"\{\.order = (\w+), \.stage_input = (\d), \.tile_c = (\d+), \.tile_h = (\d+), "
+                      r"\.tile_w = (\d+), \.in_tile = (\d+)\}", header)
+    assert len(rows) == 8 and rows[1] == ("DNN_ORDER_SPATIAL", "1", "0", "1", "1", "2")  # in_tile from model.json
+    assert rows[4] == ("DNN_ORDER_CHANNEL", "0", "1", "1", "1", "1")  # an exit pooling stage: no design
+    assert "dnn_commit_every[DNN_ALL_STAGES] = {2, 2, 2, 2, 2, 2, 2, 2}" in header
+    assert "#define DNN_ACC_SIZE 256" in header and "NOINIT static int8_t dnn_staged[288]" in header
+    report = json.loads((tmp_path / "out" / "costs.json").read_text())
+    assert report["stages"][1]["design"] == {"order": "spatial", "tile": [0, 1, 1], "stage_input": True,
+                                             "commit_every": 2}
+    # errors
+    for bad, match in [({"order": "diagonal"}, "unknown order"), ({"tile": [1, 300, 1]}, "tile"),
+                       ({"order": "input", "stage": True}, "unknown design keys"), ({"in_tile": -1}, "in_tile")]:
+        with pytest.raises(ModelError, match=match):
+            Design.from_json(bad)
+    with pytest.raises(ModelError, match="only conv2d, dwconv2d and dense"):
+        stage_designs(back, plan(qm), {"order": ["input"] * 8})  # a list with a pooling stage in it
+    back.layers[1].design = Design()  # a relu
+    with pytest.raises(ModelError, match="only conv2d, dwconv2d and dense layers have a design"):
+        back.check_weights()
+    big = Model("big", (1, 40, 40), [conv2d(40, 1), flatten(), dense(2)])
+    big.init_weights(np.random.default_rng(0))
+    for layer in big.layers:
+        layer.weight_frac_bits, layer.output_frac_bits = 4, 0
+    big.layers[2].weight_frac_bits = 0
+    stages = plan(quantize(big))
+    with pytest.raises(ModelError, match="16-bit position"):  # 64000 inputs x 2 units, a pass per input
+        stage_designs(big, stages, {"order": "input"})
+
+
+def test_design_costs_by_hand():
+    """The cost figures of a few digits designs against counts worked out by hand."""
+    _, qm, _, _, _ = bundled("digits")
+    conv, pool, dense_ = plan(qm)
+    # conv, all 8 channels of one pixel per tile (spatial order), its 3x3 window staged, 2 tiles per commit
+    c = stage_costs(conv, Design(order="spatial", tile=(0, 1, 1), stage_input=True), 2)
+    assert c["plan"] == {"tile": [8, 1, 1], "tiles": 36, "tile_outputs": 8, "slices": 1, "slices_per_pass": 1,
+                         "passes": 1, "steps": 36, "steps_per_commit": 2, "element_loop": False}
+    assert c["commits"] == 18
+    assert c["per_tile"] == {"macs": 72, "nv_reads": {"activations": 9, "weights_and_biases": 72 + 8 * 4,
+                                                      "accumulators": 0},
+                             "nv_writes": {"activations": 8, "accumulators": 0}, "sram": {"staged": 9, "reads": 72}}
+    assert c["per_commit"]["nv_reads"] == {"activations": 18, "weights_and_biases": 208, "accumulators": 0}
+    assert c["nv_reads"] == {"activations": 36 * 9, "weights_and_biases": 2592 + 288 * 4, "accumulators": 0}
+    assert c["sram"] == {"staged": 324, "reads": 2592}
+    assert c["preserved_bytes"] == 288 + 18 * 16 and c["staging_bytes"] == 64 and c["accumulator_bytes"] == 0
+    # conv in 2 x 3 x 3 tiles, channel order: 4 x 2 x 2 tiles of 18 outputs; a 1 x 5 x 5 region each
+    c = stage_costs(conv, Design(tile=(2, 3, 3), stage_input=True), 1)
+    assert (c["plan"]["tiles"], c["commits"], c["per_commit"]["macs"]) == (16, 16, 18 * 9)
+    assert c["per_commit"]["nv_reads"]["activations"] == 25 and c["nv_reads"]["activations"] == 16 * 25
+    # dense 72 -> 10, input-stationary: 9 passes of 8 inputs over all 10 units, a pass per commit
+    c = stage_costs(dense_, Design(order="input", tile=(0,), in_tile=8), 1)
+    assert (c["plan"]["passes"], c["plan"]["steps"], c["commits"]) == (9, 9, 9)
+    # pass 0 starts from the biases (40 bytes) and writes 10 partial sums; passes 1-7 read and
+    # write them; pass 8 reads them and writes the 10 outputs. Each unit reads the pass's 8
+    # inputs (80 bytes), or they are staged once (8 bytes)
+    assert c["per_tile"]["macs"] == 80 and c["per_commit"] == {
+        "macs": 80, "nv_reads": {"activations": 80, "weights_and_biases": 80 + 40, "accumulators": 0},
+        "nv_writes": {"activations": 0, "accumulators": 40, "task_state": 4, "runtime": 12},
+        "sram": {"staged": 0, "reads": 0}}
+    assert c["nv_reads"] == {"activations": 720, "weights_and_biases": 720 + 40, "accumulators": 8 * 40}
+    assert c["nv_writes"] == {"activations": 10, "accumulators": 8 * 40, "task_state": 9 * 4, "runtime": 9 * 12}
+    assert c["preserved_bytes"] == 10 + 320 + 9 * 16 and c["accumulator_bytes"] == 2 * 10 * 4
+    assert c["max_reexecuted_macs"] == 80
+    staged = stage_costs(dense_, Design(order="input", tile=(0,), in_tile=8, stage_input=True), 1)
+    assert staged["nv_reads"]["activations"] == 72 and staged["sram"] == {"staged": 72, "reads": 720}
+    # the same with one input per pass, a step (one unit of one pass) per commit, 5 per commit
+    c = stage_costs(dense_, Design(order="input"), 5)
+    assert (c["plan"]["steps"], c["commits"], c["per_commit"]["macs"]) == (720, 72 * 2, 5)
+    # the pooling stage ignores designs; the default design is the element loop of before
+    assert stage_costs(pool, Design(), 16)["commits"] == 5
+    report = costs(qm, plan(qm), [16, 16, 1], [Design(), Design(), Design(order="input", tile=(0,), in_tile=8)])
+    assert report["total"]["commits"] == 18 + 5 + 9 and report["size_bytes"]["accumulators"] == 80
+
+
+@pytest.mark.parametrize("name", ["digits", "allops", "digits_exits"])
+def test_design_costs_are_consistent(name):
+    """For every design of every weighted stage: the MACs are the stage's whatever the order
+    (a sparse stage's entries), every output is written once, partial sums are written and
+    read 4 bytes per output and pass but the last, dense weights are read once per MAC plus
+    a bias per output, and commits = passes x ceil(tiles / N)."""
+    _, qm, _, _, _ = bundled(name)
+    for s in plan(qm):
+        if s.op not in WEIGHTED_OPS:
+            continue
+        for d, n in DESIGNS + [(Design(order="input", tile=(0, 0, 0), in_tile=0), 0)]:
+            c = stage_costs(s, d, n)
+            p = c["plan"]
+            assert sum(1 for _ in range(p["passes"])) * -(-p["tiles"] // (n or p["tiles"])) == c["commits"]
+            assert c["nv_reads"]["activations"] + c["sram"]["reads"] == s.macs + c["sram"]["staged"], (s.op, d)
+            assert c["nv_writes"]["activations"] == s.outputs
+            assert c["nv_writes"]["accumulators"] == c["nv_reads"]["accumulators"] == 4 * s.outputs * (p["passes"] - 1)
+            if s.sparse is None:
+                assert c["nv_reads"]["weights_and_biases"] == s.macs + 4 * s.outputs
+            assert c["preserved_bytes"] == s.outputs + c["nv_writes"]["accumulators"] + 16 * c["commits"]
+
+
+def test_design_schedules_in_python():
+    """The Python twin of c/dnn_design.c's schedule (tiles in order, passes over the
+    double-buffered partial sums, each task first run partly then whole, as after a power
+    failure) gives the reference layer's bytes for every design: on the bundled models'
+    weighted stages and on random conv2d / dwconv2d / dense stages, dense and sparse (the
+    bundled models have no dense-weight depthwise conv)."""
+    rng = np.random.default_rng(7)
+    cases = []
+    for name in ["digits", "allops", "digits_exits"]:
+        _, qm, _, _, xq = bundled(name)
+        acts = [xq[:1]]
+        for layer in qm.layers:
+            acts.append(layer.forward(acts[-1]))
+        cases += [(s, acts[s.layers[0]][0], acts[s.layers[-1] + 1][0]) for s in plan(qm)
+                  if s.role == "backbone" and s.op in WEIGHTED_OPS]
+    for op, in_shape, wshape, out_shape in [("conv2d", (3, 7, 6), (4, 3, 3, 3), (4, 5, 4)),
+                                            ("dwconv2d", (3, 7, 6), (3, 3, 3), (3, 5, 4)),
+                                            ("dense", (20,), (7, 20), (7,))]:
+        for sparsity in (0.0, 0.8):
+            w = rng.integers(-128, 128, wshape).astype(np.int8)
+            w[rng.random(wshape) < sparsity] = 0
+            b = rng.integers(-5000, 5000, wshape[0]).astype(np.int64)
+            layer = QLayer(op, in_shape, out_shape, 0, 0, kernel=3, weight=w, bias=b, shift=6)
+            x = rng.integers(-128, 128, (1, *in_shape)).astype(np.int8)
+            s = _encode(Stage(op, [0], in_shape, out_shape, relu=sparsity > 0, shift=6, kernel=3, weight=w, bias=b))
+            assert (s.sparse is not None) == (sparsity > 0)
+            expected = layer.forward(x)[0]
+            cases.append((s, x[0], np.maximum(expected, 0) if sparsity else expected))
+    for s, x, expected in cases:
+        for d, n in DESIGNS + [(Design(order="input", tile=(0, 0, 0), in_tile=2), 0)]:
+            assert (run_stage(s, d, n, x, rng) == expected.reshape(s.out_shape)).all(), (s.op, d, n)
+
+
+def random_schedule(rng, golden: int, low: int = 25, high: int = 5) -> list[int]:
+    """Periods of golden/low .. golden/high instructions adding up to under 90 % of golden."""
+    schedule: list[int] = []
+    while True:
+        period = int(rng.integers(golden // low, golden // high))
+        if sum(schedule) + period > 0.9 * golden:
+            return schedule
+        schedule.append(period)
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_designs_give_the_reference_output(build_dir, board):
+    """digits under every design (loop order x tile x commit granularity), selected by
+    rewriting the flashed dnn_design / dnn_commit_every tables (no rebuild): the output is
+    the reference's, bit for bit, under continuous power and under random power failures
+    (periods of 4-20 % of the job), and the job commits as often as costs.json says."""
+    _, qm, _, _, xq = bundled("digits")
+    m = machine(build_dir, board, "digits")
+    rng = np.random.default_rng(12)
+    for k, (d, n) in enumerate(DESIGNS):
+        designs, every = per_stage(qm, d), [n] * 3
+        data = xq[10 + k].tobytes()
+        expected = qm.run(data)
+        golden = job(m, data, every, designs=designs)
+        check_result(m, golden, expected)
+        assert committed_progress(m) == costs(qm, plan(qm), every, designs)["total"]["commits"], design_id(d, n)
+        schedule = random_schedule(rng, golden.instructions)
+        r = job(m, data, every, schedule, designs)
+        assert r.power_failures == len(schedule) >= 4
+        check_result(m, r, expected)
+
+
+@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("name", ["allops", "digits_exits"])
+def test_designs_on_every_op_under_failures(build_dir, board, name):
+    """allops (conv2d on 2 channels, a sparse depthwise conv, dense layers) and digits_exits
+    (sparse convs of 8 and 16 input channels, so several passes of partial sums, and the
+    exit classifier): each order with its larger tile, staged, at 5 steps per commit (the
+    input order: 3 slices per pass, passes that do not divide the channels), random power
+    failures; with digits_exits also an exit taken under the design."""
+    _, qm, _, _, xq = bundled(name)
+    m = machine(build_dir, board, name)
+    rng = np.random.default_rng(21)
+    for k, tiles in enumerate(ORDER_TILES.values()):
+        designs, every = per_stage(qm, tiles[1]), [5] * len(plan(qm))
+        data = xq[k].tobytes()
+        golden = job(m, data, every, designs=designs)
+        check_result(m, golden, qm.run(data))
+        r = job(m, data, every, random_schedule(rng, golden.instructions, 12, 4), designs)
+        assert r.power_failures >= 3
+        check_result(m, r, qm.run(data))
+    if name == "digits_exits":
+        designs = per_stage(qm, ORDER_TILES["input"][1])
+        for exit in (0, 1):
+            r = run_to_exit(m, qm, xq[7].tobytes(), exit, [5] * 8, designs)
+            check_exit(m, r, qm, xq[7].tobytes(), exit)
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_designs_with_failures_inside_commits(build_dir, board):
+    """For each loop order (its larger tile, staged, a step per commit): power fails on the
+    last instructions before task commits and right after them, and in boots cut short."""
+    _, qm, _, _, xq = bundled("digits")
+    m = machine(build_dir, board, "digits")
+    for k, tiles in enumerate(ORDER_TILES.values()):
+        fail_in_commits(m, qm, xq[30 + k].tobytes(), [1] * 3, per_stage(qm, tiles[1]), 10, 40 + k)
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_partial_sums_are_not_added_twice(build_dir, board):
+    """The input-stationary order's hard case: one input per pass over all ten units of the
+    dense layer, a whole pass per commit, and power failing over and over inside passes,
+    after some partial sums of the pass were written: each re-run must start again from the
+    committed pass's sums (the other half of the double buffer), never from its own."""
+    _, qm, _, _, xq = bundled("digits")
+    m = machine(build_dir, board, "digits")
+    designs, every = [Design(), Design(), Design(order="input", tile=(0,))], [16, 16, 0]
+    data = xq[40].tobytes()
+    golden = job(m, data, every, designs=designs)
+    check_result(m, golden, qm.run(data))
+    prepare(m, data, every, designs)
+    step_until(m, lambda m: committed_stage(m) == 2 and committed_state(m)[2] >= 3)  # in the dense stage
+    rng = np.random.default_rng(5)
+    cut = 0
+    while cut < 10:
+        assert committed_stage(m) == 2
+        m.step(next_change(m, committed_seq, golden.instructions))  # to the start of a pass
+        pos = committed_state(m)
+        # the pass's first write that changes a partial sum (a pass of zero inputs changes none),
+        # and its commit
+        first = next_change(m, "dnn_acc", golden.instructions)
+        commit = next_change(m, committed_seq, golden.instructions)
+        if first < commit:
+            m.step(int(rng.integers(first, commit)))
+            m.power_fail()
+            assert committed_state(m) == pos  # the pass did not commit: it runs again, from the same sums
+            cut += 1
+    r = m.run()
+    check_result(m, r, qm.run(data))
+
+
+@pytest.mark.parametrize("name", ["digits", "allops", "digits_exits"])
+def test_measured_nv_traffic_matches_costs(build_dir, name):
+    """On the Cortex-M4 (the emulator's memory hooks), the bytes the firmware reads and
+    writes in non-volatile memory for each design, by kind (activations, weights and
+    biases, partial sums) and the SRAM staging writes, are the cost report's totals over
+    the final path; so are the commits."""
+    from firmware.dnn.measure import measure
+
+    _, qm, _, _, _ = bundled(name)
+    stages = plan(qm)
+    path = [s.role == "backbone" for s in stages]
+    extra = [(ORDER_TILES["input"][0], 1)] if name == "digits" else []  # (a step per commit: slow with hooks)
+    for d, n in [(Design(), 3)] + [(t[1], 5) for t in ORDER_TILES.values()] + extra:
+        designs, every = per_stage(qm, d), [n] * len(stages)
+        rows = [r for r, on in zip(costs(qm, stages, every, designs)["stages"], path) if on]
+        got = measure(build_dir / "cortex-m4-mram" / f"dnn_{name}.elf", designs, every, instructions=False)
+        for kind in ("activations", "weights_and_biases", "accumulators"):
+            assert got["nv_reads"].get(kind, 0) == sum(r["nv_reads"][kind] for r in rows), (design_id(d, n), kind)
+        for kind in ("activations", "accumulators"):
+            assert got["nv_writes"].get(kind, 0) == sum(r["nv_writes"][kind] for r in rows), (design_id(d, n), kind)
+        assert got["sram"] == {k: sum(r["sram"][k] for r in rows) for k in ("staged", "reads")}
+        assert got["commits"] == sum(r["commits"] for r in rows)
+
+
+def committed_progress(m: emu.Machine) -> int:
+    from firmware.dnn.measure import commits
+
+    return commits(m)

@@ -6,10 +6,14 @@
                 (final output and every exit)
     codegen.py  stages (backbone, exit pooling, exit classifier), dense or sparse weights, the C
                 tables (model.h) and the per-stage costs (costs.json)
+    design.py   intermittent execution designs of the weighted stages: loop order, tiles,
+                commit granularity; their firmware table and cost figures
+    measure.py  runs designs on the emulator: instructions, commits, non-volatile bytes (needs emu)
     train.py    trains the bundled models (needs scikit-learn; nothing else here does)
     c/          the C engine and app that run a generated model under the intermittent runtime
 
-    python -m firmware.dnn generate firmware/models/digits OUT_DIR [--commit-every N]
+    python -m firmware.dnn generate firmware/models/digits OUT_DIR [--commit-every N] [--order O]
+        [--tile CxHxW] [--in-tile K] [--stage-input 0|1]
     python -m firmware.dnn eval firmware/models/digits
 
 Runtime dependency: numpy only.
@@ -20,6 +24,7 @@ from pathlib import Path as _Path
 import numpy as _np
 
 from .codegen import Stage, costs, generate, plan, sparse_encode
+from .design import ORDERS, Design, design_table, stage_designs
 from .model import (
     OPS,
     ExitClassifier,
@@ -43,7 +48,8 @@ from .quant import QExitClassifier, QLayer, QuantModel, calibrate, quantize, req
 __all__ = ["OPS", "Layer", "ExitClassifier", "Model", "ModelError", "conv2d", "dwconv2d", "dense", "relu",
            "maxpool2", "avgpool2", "flatten", "load", "save", "load_testset", "magnitude_mask", "QLayer",
            "QExitClassifier", "QuantModel", "quantize", "calibrate", "requantize", "round_shift", "Stage", "plan",
-           "sparse_encode", "costs", "generate", "load_quantized", "default_input", "evaluate"]
+           "sparse_encode", "costs", "generate", "load_quantized", "default_input", "evaluate", "ORDERS", "Design",
+           "design_table", "stage_designs"]
 
 
 def load_quantized(directory) -> tuple[Model, QuantModel]:

@@ -33,20 +33,19 @@ from pathlib import Path
 
 import numpy as np
 
+from .design import (DEFAULT, DESIGN_STRUCT, ORDERS, RUNTIME_COMMIT_BYTES, TASK_STATE_BYTES, WEIGHTED_STAGES, Design,
+                     check_design, geometry, stage_costs)
 from .model import ModelError, dump_json, pool_grid
 from .quant import QuantModel
 
 __all__ = ["Stage", "SparseWeights", "plan", "sparse_encode", "costs", "generate", "TASK_STATE_BYTES",
-           "RUNTIME_COMMIT_BYTES", "NO_EXIT"]
+           "RUNTIME_COMMIT_BYTES", "NO_EXIT", "accumulator_size", "staging_size"]
 
 # C op codes (c/dnn.h, enum dnn_op)
 OP_CODES = {"conv2d": "DNN_CONV2D", "dwconv2d": "DNN_DWCONV2D", "dense": "DNN_DENSE",
             "maxpool2": "DNN_MAXPOOL2", "avgpool2": "DNN_AVGPOOL2", "relu": "DNN_RELU", "exitpool": "DNN_EXITPOOL"}
-# Bytes a commit writes besides the outputs: the task state {stage u8, exit u8, pos u16}
-# (c/dnn_app.c) and the runtime's copy header {seq u32, base u32, next u16} plus rt_active
-# u16 (runtime/task.c).
-TASK_STATE_BYTES = 4
-RUNTIME_COMMIT_BYTES = 12
+ORDER_CODES = {"channel": "DNN_ORDER_CHANNEL", "spatial": "DNN_ORDER_SPATIAL", "input": "DNN_ORDER_INPUT"}
+assert list(ORDER_CODES) == list(ORDERS)
 NO_EXIT = 0xFF  # dnn_stage_t.exit of a stage that is no exit point; the state's exit = RT_EXIT_FINAL
 
 
@@ -234,27 +233,46 @@ def backbone_count(stages: list[Stage]) -> int:
     return sum(s.role == "backbone" for s in stages)
 
 
-def _chunk(n: int, outputs: int) -> int:
-    return outputs if n <= 0 or n > outputs else n
+def _normalize(stages: list[Stage], commit_every, designs) -> tuple[list[int], list[Design]]:
+    if isinstance(commit_every, int):
+        commit_every = [commit_every] * len(stages)
+    if designs is None:
+        designs = [DEFAULT] * len(stages)
+    elif isinstance(designs, Design):
+        designs = [designs if s.op in WEIGHTED_STAGES else DEFAULT for s in stages]
+    if len(commit_every) != len(stages) or any(not 0 <= n <= 0xFFFF for n in commit_every):
+        raise ModelError(f"commit_every: {len(stages)} values in 0..65535 needed (0: a whole stage per commit)")
+    if len(designs) != len(stages):
+        raise ModelError(f"designs: {len(stages)} needed, one per stage")
+    for i, (s, d) in enumerate(zip(stages, designs)):
+        if s.op not in WEIGHTED_STAGES and not d.is_default:
+            raise ModelError(f"design: stage {i} ({s.op}) has no design, only conv2d, dwconv2d and dense stages do")
+        check_design(s, d, f"stage {i} ({s.op})")
+    return list(commit_every), list(designs)
 
 
-def costs(qm: QuantModel, stages: list[Stage], commit_every: list[int]) -> dict:
-    """Per-stage cost figures for the given preservation granularities (0: whole stage)."""
+def accumulator_size(stages: list[Stage]) -> int:
+    """int32 values per half of dnn_acc: the most outputs of a weighted stage whose reduction
+    has more than one slice (only those can run in several passes, whatever the design)."""
+    return max([s.outputs for s in stages if s.op in WEIGHTED_STAGES
+                and geometry(s, Design(order="input", tile=(0, 0, 0))).slices > 1] or [0])
+
+
+def staging_size(stages: list[Stage]) -> int:
+    """Bytes of the volatile staging buffer: the largest input of a weighted stage."""
+    return max([int(np.prod(s.in_shape)) for s in stages if s.op in WEIGHTED_STAGES] or [0])
+
+
+def costs(qm: QuantModel, stages: list[Stage], commit_every: int | list[int],
+          designs: Design | list[Design] | None = None) -> dict:
+    """Per-stage cost figures for the given designs (None: the default everywhere; one
+    Design: every weighted stage) and preservation granularities (design steps per commit,
+    0: a whole pass; design.py)."""
+    commit_every, designs = _normalize(stages, commit_every, designs)
     rows = []
-    for i, (s, n) in enumerate(zip(stages, commit_every)):
-        chunk = _chunk(n, s.outputs)
-        commits = -(-s.outputs // chunk)
-        reads = s.output_reads()
-        per_chunk = np.add.reduceat(reads, np.arange(0, s.outputs, chunk))  # input values read per chunk
-        worst = int(per_chunk.max())
+    for i, (s, n, d) in enumerate(zip(stages, commit_every, designs)):
+        c = stage_costs(s, d, n)
         weighted = s.weight is not None
-        macs = worst if weighted else 0
-        if not weighted:
-            weight_reads = 0
-        elif s.sparse is None:
-            weight_reads = chunk * (s.fan_in + 4)
-        else:  # 2 bytes per entry, a pair of row pointers and a bias per output (at most)
-            weight_reads = 2 * worst + chunk * (4 + 4)
         row = {
             "stage": i, "role": s.role, "op": s.op, "relu": s.relu, "layers": s.layers,
             "exit": s.exit, "in_shape": list(s.in_shape), "out_shape": list(s.out_shape),
@@ -265,15 +283,8 @@ def costs(qm: QuantModel, stages: list[Stage], commit_every: list[int]) -> dict:
             "dense_weight_bytes": 0 if not weighted or s.shares is not None else s.weight.size,
             "shares_weights_of": s.shares,
             "bias_bytes": 0 if s.bias is None else 4 * s.bias.size,
-            "commit_every": n, "elements_per_commit": chunk, "commits": commits,
-            "per_commit": {  # the most expensive chunk of elements_per_commit outputs
-                "macs": macs,
-                "nv_reads": {"activations": worst, "weights_and_biases": weight_reads},
-                "nv_writes": {"activations": chunk, "task_state": TASK_STATE_BYTES,
-                              "runtime": RUNTIME_COMMIT_BYTES},
-            },
-            "preserved_bytes": s.outputs + commits * (TASK_STATE_BYTES + RUNTIME_COMMIT_BYTES),
-            "max_reexecuted_macs": macs,
+            "commit_every": n, "elements_per_commit": c["plan"]["steps_per_commit"] * c["plan"]["tile_outputs"],
+            **c,
         }
         if weighted:
             row["dense_macs"] = int(np.prod(s.out_shape[1:] if s.op != "dense" else (1,))) * s.weight.size
@@ -282,14 +293,16 @@ def costs(qm: QuantModel, stages: list[Stage], commit_every: list[int]) -> dict:
                              "pair_bytes": int(s.sparse.pairs.size), "row_pointer_bytes": 2 * int(s.sparse.rows.size)}
         if s.op == "exitpool":
             row["grid"] = s.grid
-            row["adds"] = int(reads.sum())
+            row["adds"] = int(s.output_reads().sum())
         rows.append(row)
     backbone = backbone_count(stages)
 
     def path(indices: list[int]) -> dict:
         return {"stages": indices, "macs": sum(rows[j]["macs"] for j in indices),
                 "commits": sum(rows[j]["commits"] for j in indices),
-                "preserved_bytes": sum(rows[j]["preserved_bytes"] for j in indices)}
+                "preserved_bytes": sum(rows[j]["preserved_bytes"] for j in indices),
+                "nv_read_bytes": sum(sum(rows[j]["nv_reads"].values()) for j in indices),
+                "nv_write_bytes": sum(sum(rows[j]["nv_writes"].values()) for j in indices)}
 
     paths = {"final": path(list(range(backbone)))}
     for s in stages[:backbone]:
@@ -303,6 +316,9 @@ def costs(qm: QuantModel, stages: list[Stage], commit_every: list[int]) -> dict:
         "input": int(np.prod(qm.input_shape)), "output": stages[backbone - 1].outputs,
         "activation_buffers": 2 * buffer,
         "pooled_features": qm.exit_classifier.features if qm.exit_classifier else 0,
+        "accumulators": 8 * accumulator_size(stages),
+        "staging_sram": staging_size(stages),
+        "design_table": DESIGN_STRUCT.size * len(stages),
     }
     size["constants"] = size["weights"] + size["biases"]
     size["dense_weights"] = sum(r["dense_weight_bytes"] for r in rows)
@@ -310,18 +326,24 @@ def costs(qm: QuantModel, stages: list[Stage], commit_every: list[int]) -> dict:
     return {
         "model": qm.name,
         "stages": rows,
-        "total": {"macs": sum(r["macs"] for r in rows[:backbone]),
-                  "commits": sum(r["commits"] for r in rows[:backbone]),
-                  "preserved_bytes": sum(r["preserved_bytes"] for r in rows[:backbone])},
+        "total": {k: v for k, v in paths["final"].items() if k != "stages"},
         "paths": paths,
         "size_bytes": size,
         "notes": "total: the path to the final output (paths: also each exit: the backbone up to the exit "
                  "point, its pooling stage and the shared classifier); macs: multiply-accumulates executed "
-                 "(sparse layers: their stored entries; dense_macs: the dense layer's); per_commit: the most "
-                 "expensive chunk of elements_per_commit outputs; nv_writes.runtime is the commit of "
-                 "runtime/task.c (header seq/base/next and rt_active); preserved_bytes = outputs written + "
-                 "commits * (task state + runtime commit); weight_bytes of a sparse layer: its (delta, weight) "
-                 "pairs and row pointers",
+                 "(sparse layers: their stored entries; dense_macs: the dense layer's); design: the stage's "
+                 "loop order, tile, in_tile, stage_input and commit_every (steps per commit, 0: a whole pass); "
+                 "plan: the design applied (passes x tiles = steps; element_loop: the default element loop); "
+                 "per_tile: the most expensive step (one tile in one pass, its input staged alone); per_commit: "
+                 "the most expensive commit (most MACs, then most non-volatile bytes); nv_reads / nv_writes: "
+                 "the stage's totals in bytes under continuous power (activations read from non-volatile "
+                 "memory: the staged regions when stage_input; weights_and_biases: weights, sparse pairs, row "
+                 "pointers, biases; accumulators: int32 partial sums); sram: bytes copied into the staging "
+                 "buffer and input values read from it; nv_writes.runtime is the commit of runtime/task.c "
+                 "(header seq/base/next and rt_active); preserved_bytes = outputs + partial sums written + "
+                 "commits * (task state + runtime commit); accumulator_bytes: the double-buffered partial sums "
+                 "a multi-pass design uses; weight_bytes of a sparse layer: its (delta, weight) pairs and row "
+                 "pointers",
     }
 
 
@@ -337,13 +359,11 @@ def _c_array(values: np.ndarray, per_line: int = 16) -> str:
 
 
 def generate(qm: QuantModel, out_dir: str | Path, *, commit_every: int | list[int],
-             default_input: bytes, source: str = "") -> dict:
-    """Write model.h and costs.json into out_dir; returns the costs."""
+             default_input: bytes, source: str = "", designs: Design | list[Design] | None = None) -> dict:
+    """Write model.h and costs.json into out_dir; returns the costs. designs: one per stage
+    (design.stage_designs), one for every weighted stage, or None (the default)."""
     stages = plan(qm)
-    if isinstance(commit_every, int):
-        commit_every = [commit_every] * len(stages)
-    if len(commit_every) != len(stages) or any(not 0 <= n <= 0xFFFF for n in commit_every):
-        raise ModelError(f"commit_every: {len(stages)} values in 0..65535 needed (0: a whole stage per commit)")
+    commit_every, designs = _normalize(stages, commit_every, designs)
     input_size = int(np.prod(qm.input_shape))
     if len(default_input) != input_size:
         raise ModelError(f"default input has {len(default_input)} bytes, the model takes {input_size}")
@@ -377,9 +397,24 @@ def generate(qm: QuantModel, out_dir: str | Path, *, commit_every: int | list[in
     if exits:
         w("/* The pooled features of the exit taken (zero-padded), the exit classifier's input. */")
         w(f"NV static int8_t dnn_pooled[{qm.exit_classifier.features}];")
-    w("/* Preservation granularity: output elements per commit, per stage (0: the whole stage).")
-    w(" * A flash-time knob: any values give the same output. */")
-    w(f"NV_INIT uint16_t dnn_commit_every[DNN_ALL_STAGES] = {{{', '.join(str(n) for n in commit_every)}}};\n")
+    w("/* Preservation granularity: output elements (a design: steps) per commit, per stage (0: the")
+    w(" * whole stage, a design: a whole pass). A flash-time knob: any values give the same output. */")
+    w(f"NV_INIT uint16_t dnn_commit_every[DNN_ALL_STAGES] = {{{', '.join(str(n) for n in commit_every)}}};")
+    w("/* Intermittent execution design per stage (dnn.h): loop order, staging, output tile, input")
+    w(" * slices per pass. Flash-time too: any values give the same output (design.py: design_table). */")
+    w("NV_INIT dnn_design_t dnn_design[DNN_ALL_STAGES] = {")
+    for i, (s, d) in enumerate(zip(stages, designs)):
+        w(f"    {{.order = {ORDER_CODES[d.order]}, .stage_input = {int(d.stage_input)}, .tile_c = {d.tile[0]}, "
+          f".tile_h = {d.tile[1]}, .tile_w = {d.tile[2]}, .in_tile = {d.in_tile}}}, /* stage {i}: {s.op} */")
+    w("};")
+    acc, staging = accumulator_size(stages), staging_size(stages)
+    w("/* Partial sums of the input-stationary order, double-buffered: the most outputs of a stage")
+    w(" * whose reduction has more than one slice. */")
+    w(f"#define DNN_ACC_SIZE {acc}")
+    w(f"NV static int32_t dnn_acc[2][{max(acc, 1)}];")
+    w("/* Volatile copy of the input region of a tile (stage_input): the largest input of a weighted")
+    w(" * stage, laid out like it. */")
+    w(f"NOINIT static int8_t dnn_staged[{max(staging, 1)}];\n")
     for i, s in enumerate(stages):
         if s.shares is not None:
             w(f"static const int32_t stage{i}_bias[{s.bias.size}] = {_c_array(s.bias, 8)};")
@@ -432,7 +467,7 @@ def generate(qm: QuantModel, out_dir: str | Path, *, commit_every: int | list[in
     w("};\n\n#endif /* DNN_MODEL_H */")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = costs(qm, stages, commit_every)
+    report = costs(qm, stages, commit_every, designs)
     (out_dir / "costs.json").write_text(dump_json(report))
     (out_dir / "model.h").write_text("\n".join(out) + "\n")
     return report

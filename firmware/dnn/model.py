@@ -17,7 +17,9 @@ Layer ops (`OPS`):
 Quantization parameters live next to the weights (`weight_frac_bits`, `output_frac_bits`,
 see quant.py). `sparsity` (weighted layers) is a magnitude-pruning target: at least that
 fraction of the layer's float weights must be exactly 0 (`magnitude_mask` prunes; the
-generator then encodes the layer sparse, codegen.py).
+generator then encodes the layer sparse, codegen.py). `design` (weighted layers, and the
+exit classifier) is the layer's intermittent execution design: loop order, tile sizes,
+commit granularity (design.py); it changes no output byte.
 
 Early exits (FreeML style): `exit` marks a layer after which the job may stop when energy
 is low. All exit points share ONE classifier (`ExitClassifier`): the activation at exit
@@ -47,8 +49,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .design import Design
 
 __all__ = ["OPS", "WEIGHTED", "Layer", "ExitClassifier", "Model", "conv2d", "dwconv2d", "dense", "relu",
            "maxpool2", "avgpool2", "flatten", "im2col", "pool_grid", "exit_features", "pool_shift", "pool_sums",
@@ -74,6 +80,7 @@ class Layer:
     output_frac_bits: int | None = None  # quantized output = round(output * 2^output_frac_bits)
     exit: bool = False  # an early-exit point after this layer (see the module docstring)
     sparsity: float = 0.0  # weighted layers: fraction of weights that must be 0 (magnitude pruning)
+    design: Design | None = None  # weighted layers: intermittent execution design (design.py)
 
     def __post_init__(self):
         if self.op not in OPS:
@@ -125,6 +132,8 @@ class Layer:
             d["sparsity"] = self.sparsity
         if self.exit:
             d["exit"] = True
+        if self.design is not None:
+            d["design"] = self.design.to_json()
         return d
 
     @classmethod
@@ -132,7 +141,14 @@ class Layer:
         op = d.get("op")
         return cls(op, units=int(d.get("filters", d.get("units", 0))), kernel=int(d.get("kernel", 0)),
                    weight_frac_bits=d.get("weight_frac_bits"), output_frac_bits=d.get("output_frac_bits"),
-                   exit=bool(d.get("exit", False)), sparsity=float(d.get("sparsity", 0.0)))
+                   exit=bool(d.get("exit", False)), sparsity=float(d.get("sparsity", 0.0)),
+                   design=_design(d, f"layer {op}"))
+
+
+def _design(d: dict, where: str):
+    from .design import Design
+
+    return Design.from_json(d["design"], where) if "design" in d else None
 
 
 def conv2d(filters: int, kernel: int = 3) -> Layer:
@@ -179,6 +195,7 @@ class ExitClassifier:
     weight_frac_bits: int | None = None
     output_frac_bits: list[int] | None = None  # per exit
     sparsity: float = 0.0
+    design: Design | None = None  # the classifier stages' intermittent execution design (design.py)
 
     def to_json(self) -> dict:
         d: dict = {"features": self.features, "units": self.units, "grid": self.grid}
@@ -187,13 +204,16 @@ class ExitClassifier:
                 d[key] = getattr(self, key)
         if self.sparsity:
             d["sparsity"] = self.sparsity
+        if self.design is not None:
+            d["design"] = self.design.to_json()
         return d
 
     @classmethod
     def from_json(cls, d: dict) -> ExitClassifier:
         return cls(int(d["features"]), int(d["units"]), int(d.get("grid", 1)), pool_frac_bits=d.get("pool_frac_bits"),
                    weight_frac_bits=d.get("weight_frac_bits"), output_frac_bits=d.get("output_frac_bits"),
-                   sparsity=float(d.get("sparsity", 0.0)))
+                   sparsity=float(d.get("sparsity", 0.0)),
+                   design=_design(d, "exit_classifier"))
 
     def forward(self, pooled: np.ndarray) -> np.ndarray:
         return pooled @ np.asarray(self.weight, np.float64).T + self.bias
@@ -366,6 +386,9 @@ class Model:
         for i, layer in enumerate(self.layers):
             if layer.sparsity and layer.op not in WEIGHTED:
                 raise ModelError(f"model {self.name}, layer {i} ({layer.op}): only weighted layers have a sparsity")
+            if layer.design is not None and layer.op not in WEIGHTED:
+                raise ModelError(f"model {self.name}, layer {i} ({layer.op}): only conv2d, dwconv2d and dense "
+                                 "layers have a design")
         self.check_exits()
         head = self.exit_classifier
         if head is not None and self.exit_points:

@@ -62,9 +62,114 @@ typedef struct {
     const int32_t *bias;  /* [out_c] */
 } dnn_stage_t;
 
+/* saturate8(v >> shift), ReLU'd when relu; v already holds the rounding term. */
+static inline int8_t dnn_saturate(int32_t v, uint8_t shift, uint8_t relu)
+{
+    v >>= shift; /* arithmetic on GCC and clang */
+    if (v > 127)
+        return 127;
+    if (v < 0 && relu)
+        return 0;
+    if (v < -128)
+        return -128;
+    return (int8_t)v;
+}
+
+/* The rounding term 2^(shift - 1) (0 for shift 0). */
+static inline int32_t dnn_rounding(uint8_t shift)
+{
+    return shift ? (int32_t)1 << (shift - 1) : 0;
+}
+
 /* Compute output elements [begin, end) of stage s, in channel-major order. Reads only
  * s->in and the constants, writes only s->out[begin .. end): running it again gives the
  * same bytes (an idempotent write, as long as s->in does not change). */
 void dnn_stage_run(const dnn_stage_t *s, uint16_t begin, uint16_t end);
+
+/* ---- intermittent execution designs (conv2d, dwconv2d, dense) ----------------------------
+ *
+ * A design computes a weighted stage as `steps` = passes x tiles steps; the task state's
+ * pos counts steps and a task runs up to dnn_commit_every[stage] of them (never across a
+ * pass boundary). Output tiles are tile_c x tile_h x tile_w output elements (channels,
+ * rows, columns; 0: the whole dimension; larger than the dimension: clipped; a vector is
+ * units x 1 x 1), edge tiles smaller.
+ *
+ *   DNN_ORDER_CHANNEL  output-stationary, tiles (and elements inside a tile) channel-outer:
+ *                      channel, row, column. Tiles of 1 x 1 x 1 are today's element order.
+ *   DNN_ORDER_SPATIAL  output-stationary, row, column, then channel: all channels of a
+ *                      pixel (tile) before the next one, so a pixel's input window is used
+ *                      by every filter in a row (staged once when stage_input is set).
+ *   DNN_ORDER_INPUT    input-stationary: the reduction is split into passes of in_tile
+ *                      slices (conv2d: input channels; dwconv2d: kernel rows; dense: input
+ *                      values; in_tile 0: one pass); in pass t every tile adds its slices to
+ *                      int32 partial sums. Pass 0 starts from the bias, pass t > 0 reads the
+ *                      sums acc[t % 2] and writes acc[(t + 1) % 2], the last pass writes
+ *                      the int8 output instead. Nothing a pass reads is written in that
+ *                      pass and a task stays inside one pass, so re-running a task after a
+ *                      failure rewrites the same bytes: no partial sum is added twice.
+ *
+ * stage_input: before each tile (or tile and pass), copy the tile's input region (every
+ * input value its outputs read in this pass) from non-volatile memory into the volatile
+ * buffer `stage` (laid out like s->in) and compute from there; a tile with the same region
+ * as the previous one of the task copies nothing. A re-run after a failure stages again. */
+enum dnn_order {
+    DNN_ORDER_CHANNEL = 0,
+    DNN_ORDER_SPATIAL = 1,
+    DNN_ORDER_INPUT = 2,
+};
+
+typedef struct { /* 8 bytes: an index is a shift */
+    uint8_t order;       /* enum dnn_order */
+    uint8_t stage_input; /* 1: stage each tile's input region in SRAM */
+    uint16_t tile_c;     /* output channels (dense: units) per tile */
+    uint8_t tile_h, tile_w;
+    uint16_t in_tile;    /* DNN_ORDER_INPUT: reduction slices per pass (0: all) */
+} dnn_design_t;
+
+/* One dimension of the tile grid (channels, rows or columns) at the cursor: the tile, and
+ * the first index it covers with that index's offsets in the output, the input and the
+ * weights. */
+typedef struct {
+    uint16_t tile, count;
+    uint16_t first;
+    uint16_t out, in, w;
+} dnn_dim_t;
+
+/* A design applied to a stage (dnn_plan), and a cursor: where the last dnn_design_run left
+ * off, so that the next task of the same boot starts there without a division. Volatile
+ * (the caller keeps it in SRAM): a boot makes it again. */
+typedef struct {
+    uint16_t tc, th, tw;
+    uint16_t nc, nh, nw;
+    uint16_t tiles;     /* nc * nh * nw */
+    uint16_t slices;    /* reduction slices of one output element */
+    uint16_t per_pass;  /* slices per pass */
+    uint16_t passes;
+    uint16_t steps;     /* passes * tiles */
+    /* offsets of one tile along channels (output, input, weights) and rows (output, input) */
+    uint16_t oc_step, ac_step, fc_step, oy_step, ay_step;
+    /* the cursor: the step it is at (0xFFFF: none), its pass and tile */
+    uint16_t next, pass;
+    dnn_dim_t c, y, x;
+} dnn_plan_t;
+
+/* 1 when the stage runs element by element in channel-major order (dnn_stage_run): the
+ * default design (channel order, tiles of 1 x 1 x 1, no staging), or a stage that is not
+ * conv2d/dwconv2d/dense (whatever its design says). */
+static inline int dnn_design_is_default(const dnn_stage_t *s, const dnn_design_t *d)
+{
+    if (d->order == DNN_ORDER_CHANNEL && !d->stage_input && d->tile_c == 1 && d->tile_h == 1 && d->tile_w == 1)
+        return 1;
+    return s->op != DNN_CONV2D && s->op != DNN_DWCONV2D && s->op != DNN_DENSE;
+}
+
+/* Apply design d to stage s (no cursor yet); 0 when it would take more than 65535 steps. */
+int dnn_plan(const dnn_stage_t *s, const dnn_design_t *d, dnn_plan_t *g);
+
+/* Steps [begin, end) of stage s under design d (all in one pass): writes s->out (last
+ * pass) or acc[(t + 1) % 2] (pass t), reads s->in, the constants, acc[t % 2] (t > 0);
+ * stage: a volatile buffer of the stage's input size (stage_input). Moves g's cursor. */
+void dnn_design_run(const dnn_stage_t *s, const dnn_design_t *d, dnn_plan_t *g, uint16_t begin, uint16_t end,
+                    int32_t *const acc[2], int8_t *stage);
 
 #endif /* FIRMWARE_DNN_H */

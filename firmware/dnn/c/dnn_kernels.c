@@ -9,24 +9,6 @@
  */
 #include "dnn.h"
 
-/* saturate8(v >> shift), ReLU'd when relu; v already holds the rounding term. */
-static int8_t saturate(int32_t v, uint8_t shift, uint8_t relu)
-{
-    v >>= shift; /* arithmetic on GCC and clang */
-    if (v > 127)
-        return 127;
-    if (v < 0 && relu)
-        return 0;
-    if (v < -128)
-        return -128;
-    return (int8_t)v;
-}
-
-static int32_t rounding(uint8_t shift)
-{
-    return shift ? (int32_t)1 << (shift - 1) : 0;
-}
-
 /* acc plus the products of a sparse row's entries [e, stop) with the inputs they select
  * from p on (dnn.h). */
 static int32_t sparse_dot(int32_t acc, const int8_t *p, const uint8_t *e, const uint8_t *stop)
@@ -52,7 +34,7 @@ static void conv(const dnn_stage_t *s, uint16_t begin, uint16_t end, int depthwi
     const uint16_t k = s->kernel, in_w = s->in_w, out_w = s->out_w, out_h = s->out_h;
     const uint16_t in_plane = s->in_plane, per_filter = s->fan_in;
     const uint16_t channels = depthwise ? 1 : s->in_c; /* input channels per output */
-    const int32_t half = rounding(s->shift);
+    const int32_t half = dnn_rounding(s->shift);
     uint16_t c = begin / s->out_plane, r = begin % s->out_plane, y = r / out_w, x = r % out_w;
     const int8_t *filter = s->weight + (uint16_t)(c * per_filter);
     const int8_t *anchor = s->in + (depthwise ? (uint16_t)(c * in_plane) : 0) + (uint16_t)(y * in_w) + x;
@@ -65,7 +47,7 @@ static void conv(const dnn_stage_t *s, uint16_t begin, uint16_t end, int depthwi
                 for (uint16_t j = 0; j < k; j++)
                     acc += (int16_t)(row[j] * *w++);
         }
-        s->out[o] = saturate(acc, s->shift, s->relu);
+        s->out[o] = dnn_saturate(acc, s->shift, s->relu);
         anchor++;
         if (++x == out_w) { /* next row: skip the k - 1 columns the window cannot start at */
             x = 0;
@@ -85,12 +67,12 @@ static void conv_sparse(const dnn_stage_t *s, uint16_t begin, uint16_t end, int 
 {
     const uint16_t k = s->kernel, in_w = s->in_w, out_w = s->out_w, out_h = s->out_h;
     const uint16_t in_plane = s->in_plane;
-    const int32_t half = rounding(s->shift);
+    const int32_t half = dnn_rounding(s->shift);
     uint16_t c = begin / s->out_plane, r = begin % s->out_plane, y = r / out_w, x = r % out_w;
     const int8_t *anchor = s->in + (depthwise ? (uint16_t)(c * in_plane) : 0) + (uint16_t)(y * in_w) + x;
     const uint8_t *row_end, *row_begin = sparse_row(s, c, &row_end);
     for (uint16_t o = begin; o < end; o++) {
-        s->out[o] = saturate(sparse_dot(s->bias[c] + half, anchor, row_begin, row_end), s->shift, s->relu);
+        s->out[o] = dnn_saturate(sparse_dot(s->bias[c] + half, anchor, row_begin, row_end), s->shift, s->relu);
         anchor++;
         if (++x == out_w) {
             x = 0;
@@ -108,23 +90,23 @@ static void conv_sparse(const dnn_stage_t *s, uint16_t begin, uint16_t end, int 
 
 static void dense_sparse(const dnn_stage_t *s, uint16_t begin, uint16_t end)
 {
-    const int32_t half = rounding(s->shift);
+    const int32_t half = dnn_rounding(s->shift);
     for (uint16_t o = begin; o < end; o++) {
         const uint8_t *stop, *e = sparse_row(s, o, &stop);
-        s->out[o] = saturate(sparse_dot(s->bias[o] + half, s->in, e, stop), s->shift, s->relu);
+        s->out[o] = dnn_saturate(sparse_dot(s->bias[o] + half, s->in, e, stop), s->shift, s->relu);
     }
 }
 
 static void dense(const dnn_stage_t *s, uint16_t begin, uint16_t end)
 {
     const uint16_t n = s->fan_in;
-    const int32_t half = rounding(s->shift);
+    const int32_t half = dnn_rounding(s->shift);
     const int8_t *w = s->weight + (uint32_t)begin * n;
     for (uint16_t o = begin; o < end; o++) {
         int32_t acc = s->bias[o] + half;
         for (uint16_t i = 0; i < n; i++)
             acc += (int16_t)(s->in[i] * *w++);
-        s->out[o] = saturate(acc, s->shift, s->relu);
+        s->out[o] = dnn_saturate(acc, s->shift, s->relu);
     }
 }
 
@@ -136,7 +118,7 @@ static void exitpool(const dnn_stage_t *s, uint16_t begin, uint16_t end)
     const uint16_t real = (uint16_t)(s->out_c * s->out_plane);
     const uint16_t row_step = (uint16_t)(rh * in_w - g * rw);          /* next grid row */
     const uint16_t chan_step = (uint16_t)(s->in_plane - g * rh * in_w); /* next channel */
-    const int32_t half = rounding(s->shift);
+    const int32_t half = dnn_rounding(s->shift);
     uint16_t c = 0, gy = 0, gx = 0;
     const int8_t *anchor = s->in;
     if (begin < real) {
@@ -156,7 +138,7 @@ static void exitpool(const dnn_stage_t *s, uint16_t begin, uint16_t end)
         for (uint16_t i = 0; i < rh; i++, row += in_w)
             for (uint16_t j = 0; j < rw; j++)
                 acc += row[j];
-        s->out[o] = saturate(acc, s->shift, s->relu);
+        s->out[o] = dnn_saturate(acc, s->shift, s->relu);
         anchor += rw;
         if (++gx == g) {
             gx = 0;
@@ -179,7 +161,7 @@ static void pool(const dnn_stage_t *s, uint16_t begin, uint16_t end, int average
         int8_t a = p[0], b = p[1], d = p[in_w], e = p[in_w + 1];
         int8_t v;
         if (average) {
-            v = saturate((int32_t)((int16_t)a + b + d + e + 2), 2, s->relu);
+            v = dnn_saturate((int32_t)((int16_t)a + b + d + e + 2), 2, s->relu);
         } else {
             v = a > b ? a : b;
             v = v > d ? v : d;
