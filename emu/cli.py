@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     energy.add_argument("--v-off", metavar="V", help="brown-out voltage, e.g. 1.9")
     energy.add_argument("--leakage", metavar="I|R", help="capacitor leakage, e.g. 1uA or 10MOhm")
     energy.add_argument("--efficiency", metavar="E", help="regulator efficiency, e.g. 0.85")
+    energy.add_argument("--plot", type=Path, metavar="FILE.png",
+                        help="draw capacitor voltage against time, with power failures (PNG)")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.add_argument("-v", "--verbose", action="store_true", help="report unmodeled peripheral registers")
     camp = sub.add_parser("campaign", help="fail power after every (or some) instruction k and check the outcome")
@@ -148,6 +150,8 @@ def _run(args: argparse.Namespace) -> int:
 
         load_vector(machine, Vector.read(args.vector))
     energy_flags = (args.power, args.harvester, args.capacitor, args.v_on, args.v_off, args.leakage, args.efficiency)
+    if args.plot and not any(flag is not None for flag in energy_flags):
+        raise EmuError("--plot draws an energy-driven run: give --power or --harvester/--capacitor/--v-on/--v-off")
     if any(flag is not None for flag in energy_flags):
         if args.fail_after:
             raise EmuError("--fail-after and an energy-driven run (--power/--harvester/...) exclude each other")
@@ -157,6 +161,10 @@ def _run(args: argparse.Namespace) -> int:
                               v_off=args.v_off, leakage=args.leakage, efficiency=args.efficiency,
                               base=load_power_config(args.power) if args.power else None)
         energy = run_energy(machine, config)
+        if args.plot:
+            from .power.plot import plot_energy_run
+
+            plot_energy_run(energy, args.plot)
         print(json.dumps(energy.to_json()) if args.json else "\n".join([_summary(energy.result), *energy.summary()]))
         return 0 if energy.outcome == "completed" else 1
     result = machine.run(fail_after=args.fail_after)

@@ -373,3 +373,26 @@ def test_cpi_estimate_counts_cycles(elf):
     m.reset()
     e = estimate_cpi(m)
     assert e.instructions == golden.instructions and 1.0 < e.cpi < 6.0 and e.nv_writes > 100
+
+
+def test_plot_draws_the_run(build_dir, tmp_path):
+    """`emu run ... --plot FILE` writes a PNG with one red failure mark per power failure."""
+    import json
+    import subprocess
+    import sys
+
+    import matplotlib.image
+
+    png = tmp_path / "run.png"
+    out = subprocess.run([sys.executable, "-m", "emu", "run", str(build_dir / "cortex-m4-mram" / "checksum.elf"),
+                          "--harvester", "const:300uW", "--capacitor", "2.2uF", "--v-on", "2.8", "--v-off", "1.9",
+                          "--plot", str(png), "--json"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    failures = json.loads(out.stdout)["power_failures"]
+    assert failures >= 3
+    pixels = matplotlib.image.imread(png)
+    red = (pixels[..., 0] > 0.75) & (pixels[..., 1] < 0.3) & (pixels[..., 2] < 0.3)
+    assert red.sum() > 10 * failures
+    bad = subprocess.run([sys.executable, "-m", "emu", "run", str(build_dir / "cortex-m4-mram" / "checksum.elf"),
+                          "--plot", str(png)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--plot draws an energy-driven run" in bad.stderr
