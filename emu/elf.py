@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Iterator
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
@@ -89,3 +92,34 @@ class ElfImage:
             if seg.address <= sym.address and sym.address + sym.size <= seg.address + len(seg.data):
                 return seg.data[sym.address - seg.address : sym.address - seg.address + sym.size]
         raise EmuError(f"symbol {name!r} in {self.path.name} is not flashed (it is volatile or zero-filled)")
+
+    def symbols_containing(self, address: int, code: bool = False) -> Iterator[Symbol]:
+        """Sized symbols whose bytes include `address`, the nearest start first (symbols
+        may nest or overlap; a few candidates before the nearest start are looked at).
+        `code`: only symbols in executable segments, at their code address (Thumb bit 0
+        cleared)."""
+        starts, entries = self._code_symbols if code else self._sized_symbols
+        i = bisect.bisect_right(starts, address) - 1
+        for j in range(i, max(i - _NESTED_SYMBOLS, -1), -1):
+            sym = entries[j]
+            if sym.address <= address < sym.address + sym.size:
+                yield sym
+
+    @cached_property
+    def _sized_symbols(self) -> tuple[list[int], list[Symbol]]:
+        return _by_address(s for s in self.symbols.values() if s.size > 0)
+
+    @cached_property
+    def _code_symbols(self) -> tuple[list[int], list[Symbol]]:
+        mask = ~1 if self.machine == "EM_ARM" else ~0
+        code = [(seg.address, seg.address + len(seg.data)) for seg in self.segments if seg.executable]
+        return _by_address(Symbol(s.name, s.address & mask, s.size) for s in self.symbols.values()
+                           if s.size > 0 and any(lo <= (s.address & mask) < hi for lo, hi in code))
+
+
+_NESTED_SYMBOLS = 8
+
+
+def _by_address(symbols) -> tuple[list[int], list[Symbol]]:
+    entries = sorted(symbols, key=lambda s: (s.address, s.size, s.name))
+    return [s.address for s in entries], entries

@@ -370,7 +370,6 @@ class GdbStub:
             base = "the last snapshot"
         now = self._nv_bytes()
         lines = []
-        symbols = sorted((s.address, s.size, s.name) for s in m.image.symbols.values() if s.size > 0)
         for start, before in self._reference_nv.items():
             after = now[start]
             if after == before:
@@ -383,18 +382,16 @@ class GdbStub:
                 j = i
                 while j < len(after) and after[j] != before[j] and j - i < 16:
                     j += 1
-                lines.append(f"  {start + i:#x} {_symbolize(symbols, start + i)}: {before[i:j].hex()} -> {after[i:j].hex()}")
+                lines.append(f"  {start + i:#x} {_symbolize(m, start + i)}: {before[i:j].hex()} -> {after[i:j].hex()}")
                 i = j
         if not lines:
             return f"non-volatile memory equals {base}\n"
         return f"non-volatile bytes that differ from {base}:\n" + "\n".join(lines[:200]) + "\n"
 
 
-def _symbolize(symbols: list[tuple[int, int, str]], address: int) -> str:
-    for start, size, name in symbols:
-        if start <= address < start + size:
-            return f"{name}+{address - start}"
-    return "?"
+def _symbolize(machine: Machine, address: int) -> str:
+    sym = next(machine.image.symbols_containing(address), None)
+    return f"{sym.name}+{address - sym.address}" if sym else "?"
 
 
 def _unescape(body: bytes) -> bytes:

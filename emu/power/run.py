@@ -25,7 +25,6 @@ The report names the repeated unit: the functions and PC range one power cycle e
 
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -320,12 +319,11 @@ class _ProgressDetector:
         """The changing bytes widened to the variables holding them (the data symbols
         covering them, else their aligned word), so that a perturbed counter's carry
         stays inside the perturbed bytes."""
-        symbols = _data_symbols(self.machine)
         word = 2 if self.machine.board.arch == "msp430" else 4
         wide: set[int] = set()
         for offset in diff.tolist():
             address = self._address(offset)
-            span = _symbol_span(symbols, address) or (address - address % word, word)
+            span = _symbol_span(self.machine, address) or (address - address % word, word)
             base = offset - (address - span[0])
             wide.update(o for o in range(base, base + span[1]) if 0 <= o < int(self.offsets[-1]))
         return np.array(sorted(wide), dtype=np.int64)
@@ -396,47 +394,24 @@ class _ProgressDetector:
                 runs[-1][1] += 1
             else:
                 runs.append([address, 1])
-        symbols = _data_symbols(self.machine)
-        return [{"address": a, "size": n, "symbol": _symbol_at(symbols, a)} for a, n in runs]
+        return [{"address": a, "size": n, "symbol": _symbol_at(self.machine, a)} for a, n in runs]
 
 
 def _functions(machine: Machine, pcs: list[int]) -> list[str]:
-    symbols = _code_symbols(machine)
     seen: dict[str, None] = {}
     for pc in dict.fromkeys(pcs):
-        name = _symbol_at(symbols, pc)
+        name = next((sym.name for sym in machine.image.symbols_containing(pc, code=True)), None)
         if name:
             seen.setdefault(name, None)
     return list(seen)
 
 
-def _code_symbols(machine: Machine) -> tuple[list[int], list[tuple[int, int, str]]]:
-    code = [(s.address, s.address + len(s.data)) for s in machine.image.segments if s.executable]
-    entries = sorted((sym.address & ~1, sym.size, sym.name) for sym in machine.image.symbols.values()
-                     if sym.size > 0 and any(lo <= (sym.address & ~1) < hi for lo, hi in code))
-    return [e[0] for e in entries], entries
-
-
-def _data_symbols(machine: Machine) -> tuple[list[int], list[tuple[int, int, str]]]:
-    entries = sorted((sym.address, sym.size, sym.name) for sym in machine.image.symbols.values() if sym.size > 0)
-    return [e[0] for e in entries], entries
-
-
-def _symbol_span(symbols: tuple[list[int], list[tuple[int, int, str]]], address: int) -> tuple[int, int] | None:
-    starts, entries = symbols
-    i = bisect.bisect_right(starts, address) - 1
-    for j in range(i, max(i - 8, -1), -1):
-        start, size, _ = entries[j]
-        if start <= address < start + size and size <= MAX_PERTURBED_BYTES:
-            return start, size
+def _symbol_span(machine: Machine, address: int) -> tuple[int, int] | None:
+    for sym in machine.image.symbols_containing(address):
+        if sym.size <= MAX_PERTURBED_BYTES:
+            return sym.address, sym.size
     return None
 
 
-def _symbol_at(symbols: tuple[list[int], list[tuple[int, int, str]]], address: int) -> str | None:
-    starts, entries = symbols
-    i = bisect.bisect_right(starts, address) - 1
-    for j in range(i, max(i - 8, -1), -1):  # a few back: symbols may nest or overlap
-        start, size, name = entries[j]
-        if start <= address < start + size:
-            return name
-    return None
+def _symbol_at(machine: Machine, address: int) -> str | None:
+    return next((sym.name for sym in machine.image.symbols_containing(address)), None)
