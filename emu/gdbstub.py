@@ -253,55 +253,45 @@ class GdbStub:
         if self.failure_pending or not m.powered:
             self._reboot()
             return _Stop(SIGNALS["SIGUSR1"])
-        budget_total = 1 if step else None
         engine = m.engine
         exits = set(m.exits) | self.breakpoints
-        first = True
-        if self.watchpoints:
+        engine.set_exits(sorted(exits))
+        if self.watchpoints:  # watched by single steps
             engine.track_writes([(a, a + n) for a, n in self.watchpoints.items()])
             engine.take_writes()
+        first = True  # the exit we stand on (a breakpoint we stopped at) does not stop us
         try:
             while True:
                 if self.schedule and m.period_instructions >= self.schedule[0]:
                     self.failure_pending = True
                     return _Stop(SIGNALS["SIGPWR"])
-                budget = _CHUNK if budget_total is None else budget_total
-                if self.schedule:
-                    budget = min(budget, self.schedule[0] - m.period_instructions)
-                if self.watchpoints:
-                    budget = 1
                 if first and engine.pc in exits:
-                    # the breakpoint we stopped at: execute it once without its exit
-                    engine.set_exits(sorted(exits - {engine.pc}))
-                    stop = engine.run(1)
-                    budget = 0
+                    stop = m.step_past_exit(exits)
                 else:
-                    engine.set_exits(sorted(exits))
-                    stop = engine.run(budget) if budget else None
+                    budget = 1 if step or self.watchpoints else _CHUNK
+                    if self.schedule:
+                        budget = min(budget, self.schedule[0] - m.period_instructions)
+                    stop = engine.run(budget)
                 first = False
-                if stop is None:
-                    continue
                 if stop.kind == StopKind.FAULT:
                     return _Stop(SIGNALS["SIGSEGV"])
                 if stop.kind == StopKind.EXIT:
                     if stop.pc in self.breakpoints:
                         return _Stop(SIGNALS["SIGTRAP"], "swbreak:;")
                     if stop.pc in m.input_waits:
-                        if m.link.rx:
+                        if m.link.rx:  # input is waiting: read it
                             first = True
                             continue
                         return _Stop(SIGNALS["SIGTRAP"])
                     return _Stop(0, exited=True)
                 if self.watchpoints and engine.take_writes():
                     return _Stop(SIGNALS["SIGTRAP"], f"watch:{min(self.watchpoints):x};")
-                if budget_total is not None:
-                    if self.schedule and m.period_instructions >= self.schedule[0]:
-                        self.failure_pending = True
-                        return _Stop(SIGNALS["SIGPWR"])
+                if self.schedule and m.period_instructions >= self.schedule[0]:
+                    self.failure_pending = True
+                    return _Stop(SIGNALS["SIGPWR"])
+                if step:
                     return _Stop(SIGNALS["SIGTRAP"])
-                if not self.watchpoints and self._interrupted():
-                    return _Stop(SIGNALS["SIGINT"])
-                if self.watchpoints and m.instructions % 4096 == 0 and self._interrupted():
+                if (not self.watchpoints or m.instructions % 4096 == 0) and self._interrupted():
                     return _Stop(SIGNALS["SIGINT"])
         finally:
             engine.set_exits(sorted(m.exits))

@@ -346,7 +346,7 @@ class Machine:
             else:
                 budget = remaining
             if engine.pc in self.input_waits and self.link.rx:
-                stop = self._step_past_exit()  # the host sent something: go and read it
+                stop = self.step_past_exit()  # the host sent something: go and read it
             else:
                 stop = engine.run(min(budget, remaining))
             if stop.kind == StopKind.EXIT:
@@ -371,14 +371,15 @@ class Machine:
                          bytes(self.link.tx), reads, error,
                          waiting_for_input=outcome == "completed" and stop.pc in self.input_waits)
 
-    def _step_past_exit(self) -> EngineStop:
-        """Execute the one instruction at the current PC although it is an exit."""
-        pc = self.engine.pc
-        self.engine.set_exits(sorted(self.exits - {pc}))
+    def step_past_exit(self, exits: Iterable[int] | None = None) -> EngineStop:
+        """Execute the one instruction at the current PC although it is one of `exits`
+        (default: the machine's own), which are in force again afterwards."""
+        exits = self.exits if exits is None else frozenset(exits)
+        self.engine.set_exits(sorted(exits - {self.engine.pc}))
         try:
             return self.engine.run(1)
         finally:
-            self.engine.set_exits(sorted(self.exits))
+            self.engine.set_exits(sorted(exits))
 
     # -- snapshots ------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
