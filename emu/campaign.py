@@ -30,7 +30,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from .debuginfo import SourceMap
 from .engines.base import StopKind
@@ -317,16 +317,16 @@ class Campaign:
             outcome = result.outcome
         return Trial(at, outcome, pc, observed, result.error)
 
-    def run(self, points: Iterable[Point], progress: Callable[[int], None] | None = None) -> CampaignResult:
+    def run(self, points: Iterable[Point]) -> CampaignResult:
+        """The trials at `points`, one after the other in this process (`execute` adds
+        worker processes, a result store and progress)."""
+        return self.result([self.trial(at) for at in points])
+
+    def result(self, trials: list[Trial]) -> CampaignResult:
         m = self.machine
-        result = CampaignResult(m.image.path, m.board.name, self.golden_instructions, self.expected,
-                                observe=self.observe, source=SourceMap.from_elf(m.image.path),
-                                vector=self.vector.path if self.vector else None)
-        for n, at in enumerate(points, 1):
-            result.trials.append(self.trial(at))
-            if progress:
-                progress(n)
-        return result
+        return CampaignResult(m.image.path, m.board.name, self.golden_instructions, self.expected, trials,
+                              observe=self.observe, source=SourceMap.from_elf(m.image.path),
+                              vector=self.vector.path if self.vector else None)
 
 
 _BOOT_SEARCH_LIMIT = 200_000
@@ -443,10 +443,6 @@ def execute(campaign: Campaign, spec: CampaignSpec, points: Sequence[Point], *, 
     trials of `points`, the stored ones included."""
     from tqdm import tqdm
 
-    m = campaign.machine
-    result = CampaignResult(m.image.path, m.board.name, campaign.golden_instructions, campaign.expected,
-                            observe=campaign.observe, source=SourceMap.from_elf(m.image.path),
-                            vector=campaign.vector.path if campaign.vector else None)
     collected: dict[tuple[int, ...], Trial] = dict(store.finished) if store else {}
     todo = [p for p in points if _schedule(p) not in collected]
     bar = tqdm(total=len(points), initial=len(points) - len(todo), unit="trial", smoothing=0.1,
@@ -490,8 +486,7 @@ def execute(campaign: Campaign, spec: CampaignSpec, points: Sequence[Point], *, 
                     raise
     finally:
         bar.close()
-    result.trials = [collected[_schedule(p)] for p in points]
-    return result
+    return campaign.result([collected[_schedule(p)] for p in points])
 
 
 def _batches(points: Sequence[Point], size: int) -> Iterable[list[Point]]:
