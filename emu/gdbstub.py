@@ -61,7 +61,8 @@ class GdbStub:
         self.watchpoints: dict[int, int] = {}  # address -> length (write watchpoints)
         self.failure_pending = False  # stopped on SIGPWR: the next resume reboots
         self.snapshot = None
-        self._reference_nv: dict[int, bytes] | None = None
+        self._reference_nv: dict[int, bytes] = {}  # what nv-diff compares with
+        self._reference_name = "the flashed image"
         self._no_ack = False
         self._conn: socket.socket | None = None
         self._buffer = b""
@@ -69,6 +70,7 @@ class GdbStub:
         self.registers = _ARM_REGISTERS if arch == "cortex-m" else _MSP430_REGISTERS
         self.target_xml = _ARM_XML if arch == "cortex-m" else _MSP430_XML
         machine.reset()
+        self._reference_nv = self._nv_bytes()  # as flashed: nothing has run yet
         machine.power_on()
 
     # -- connection ---------------------------------------------------------------------
@@ -324,7 +326,7 @@ class GdbStub:
                     f"schedule ahead: {', '.join(map(str, self.schedule)) or 'none (power stays on)'}\n")
         elif words == ["snapshot"]:
             self.snapshot = (m.snapshot(), list(self.schedule), self.failure_pending)
-            self._reference_nv = self._nv_bytes()
+            self._reference_nv, self._reference_name = self._nv_bytes(), "the last snapshot"
             text = "snapshot taken\n"
         elif words == ["restore"]:
             if self.snapshot is None:
@@ -346,18 +348,7 @@ class GdbStub:
 
     def _nv_diff(self) -> str:
         m = self.machine
-        if self._reference_nv is None:
-            self._reference_nv = {r.start: bytes(r.size) for r in m.board.nonvolatile_regions}
-            for seg in m.image.segments:
-                for start, data in self._reference_nv.items():
-                    if start <= seg.address < start + len(data):
-                        buf = bytearray(data)
-                        offset = seg.address - start
-                        buf[offset : offset + len(seg.data)] = seg.data
-                        self._reference_nv[start] = bytes(buf)
-            base = "the flashed image"
-        else:
-            base = "the last snapshot"
+        base = self._reference_name
         now = self._nv_bytes()
         lines = []
         for start, before in self._reference_nv.items():

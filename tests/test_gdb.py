@@ -108,6 +108,12 @@ def test_protocol_session_on_the_msp430(build_dir):
         assert c.request("c").startswith(f"T{SIGNALS['SIGUSR1']:02x}") and c.pc() == reset  # the reboot
         assert c.request("c").startswith("T05") and c.pc() == task  # the breakpoint survived it
         assert c.u16(boots) == 2
+        for _ in range(2):  # compared with the flashed image until a snapshot is taken
+            diff = bytes.fromhex(c.request("qRcmd," + b"nv-diff".hex())).decode()
+            assert "differ from the flashed image" in diff and "rt_boot_count+0: 00 -> 02" in diff
+        c.request("qRcmd," + b"snapshot".hex())
+        diff = bytes.fromhex(c.request("qRcmd," + b"nv-diff".hex())).decode()
+        assert diff == "non-volatile memory equals the last snapshot\n"
         assert c.request(f"z0,{task:x},2") == "OK"
         assert c.request("c").startswith("T05") and c.pc() == image.symbol("proto_wait_input").address
         c.request("D")
