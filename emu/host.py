@@ -69,7 +69,7 @@ class Host:
         for at in range(0, len(data), LOAD_CHUNK):
             chunk = data[at : at + LOAD_CHUNK]
             reply = self.request(MessageType.LOAD, Load(offset + at, chunk).encode())
-            if reply != Load(offset + at, b"").encode()[:2] + len(chunk).to_bytes(2, "little"):
+            if reply != (offset + at).to_bytes(2, "little") + len(chunk).to_bytes(2, "little"):  # offset, length
                 raise HostError(f"LOAD at offset {offset + at}: unexpected reply {reply.hex()}")
 
     def run(self) -> None:
