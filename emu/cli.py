@@ -120,13 +120,43 @@ def build_parser() -> argparse.ArgumentParser:
     gdb.add_argument("--port", type=_count, default=3333, help="TCP port on 127.0.0.1 (default 3333)")
     gdb.add_argument("--volatile-init", choices=VOLATILE_INIT, default="random")
     gdb.add_argument("--seed", type=_count, default=0)
+    war = sub.add_parser("war", help="find write-after-read (idempotence) hazards between commit points")
+    war.add_argument("firmware", type=Path, metavar="FIRMWARE.elf")
+    war.add_argument("--board", choices=sorted(BOARDS), help="default: from the ELF machine type")
+    war.add_argument("--observe", action="append", default=[], metavar="SYMBOL[:NBYTES]",
+                     help="mark hazards on this symbol as observed (repeatable)")
+    war.add_argument("--commit", action="append", metavar="NAME",
+                     help="commit point: a function (region ends at its call) or a variable (region ends after "
+                          "each write to it); repeatable; default: the runtime's commit words")
+    war.add_argument("--trust", action="append", metavar="FUNCTION",
+                     help="a function that updates non-volatile data under its own log (its writes are "
+                          "'guarded'); repeatable; default: the runtime's undo log")
+    war.add_argument("--ignore", action="append", metavar="SYMBOL",
+                     help="a variable not to analyse (repeatable; default: the runtime's boot counter)")
+    war.add_argument("--no-volatile", action="store_true",
+                     help="do not report static SRAM variables carried across a commit")
+    war.add_argument("--max-instructions", type=_count, default=DEFAULT_MAX_INSTRUCTIONS)
+    war.add_argument("--json", action="store_true", help="print one JSON object")
+    explain = sub.add_parser("explain", help="why a failure breaks the result: golden and failing runs side by side")
+    explain.add_argument("firmware", type=Path, metavar="FIRMWARE.elf")
+    explain.add_argument("--board", choices=sorted(BOARDS), help="default: from the ELF machine type")
+    explain.add_argument("--fail-after", type=_counts, required=True, metavar="K1,K2,...",
+                         help="the failing run's power schedule, as for emu run (e.g. a campaign's reproducer)")
+    explain.add_argument("--observe", action="append", default=[], metavar="SYMBOL[:NBYTES]",
+                         help="list differences in this symbol first (repeatable)")
+    explain.add_argument("--commit", action="append", metavar="NAME", help="commit point, as for emu war")
+    explain.add_argument("--ignore", action="append", metavar="SYMBOL",
+                         help="a variable that may differ (repeatable; default: the runtime's boot counter)")
+    explain.add_argument("--volatile-init", choices=VOLATILE_INIT, default="random")
+    explain.add_argument("--seed", type=_count, default=0)
+    explain.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"campaign": _campaign, "gdb": _gdb}.get(args.command, _run)(args)
+        return {"campaign": _campaign, "gdb": _gdb, "war": _war, "explain": _explain}.get(args.command, _run)(args)
     except EmuError as exc:
         print(f"emu: error: {exc}", file=sys.stderr)
         return 2
@@ -232,6 +262,26 @@ def _gdb(args: argparse.Namespace) -> int:
             f"  {gdb} {args.firmware} -ex 'target remote 127.0.0.1:{port}'", flush=True))
     except OSError as exc:
         raise EmuError(f"cannot serve GDB on 127.0.0.1:{args.port}: {exc.strerror}") from None
+    return 0
+
+
+def _war(args: argparse.Namespace) -> int:
+    from .war import find_hazards
+
+    machine = Machine.from_elf(args.firmware, args.board)
+    report = find_hazards(machine, commits=args.commit, trusted=args.trust, ignore=args.ignore,
+                          observe=args.observe, volatile=not args.no_volatile,
+                          max_instructions=args.max_instructions)
+    print(json.dumps(report.to_json(), indent=1) if args.json else report.format_text())
+    return 1 if report.hazards else 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .explain import explain
+
+    result = explain(args.firmware, args.fail_after, board=args.board, observe=args.observe, seed=args.seed,
+                     volatile_init=args.volatile_init, commits=args.commit, ignore=args.ignore)
+    print(json.dumps(result.to_json(), indent=1) if args.json else result.format_text())
     return 0
 
 

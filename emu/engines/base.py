@@ -15,7 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 
 class Access(str, Enum):
@@ -137,6 +137,16 @@ class Engine(ABC):
     @abstractmethod
     def take_writes(self) -> bool:
         """Whether the CPU wrote into a tracked range since the last call."""
+
+    def watch_memory(self, ranges: Sequence[tuple[int, int]] | None,
+                     callback: "Callable[[str, int, int, int | None, int, int], None] | None") -> None:
+        """Report every CPU data access into these [start, end) ranges (None: stop):
+        `callback(kind, address, size, value, pc, index)` with kind "r" or "w", the value
+        written (None for reads), the accessing instruction's address and `index`, the
+        number of instructions retired before it (the `instructions` counter). Called in
+        program order. Instruction fetches are not reported. Slow: for analyses (emu war,
+        emu explain), never for campaigns."""
+        raise NotImplementedError(f"{type(self).__name__} cannot watch memory accesses")
 
     @abstractmethod
     def save(self) -> object:

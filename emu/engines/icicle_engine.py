@@ -83,6 +83,18 @@ class _FixupCpu:
             e.write_memory(address, data)
 
 
+class _ProbeCpu(_FixupCpu):
+    """The CPU as `msp430_fixups.data_accesses` sees it: peripheral registers read as
+    zeros (no side effects), writes are never made."""
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        e = self._engine
+        return bytes(size) if e._in_mmio(address) else e.read_memory(address, size)
+
+    def write_memory(self, address: int, data: bytes) -> None:  # pragma: no cover - never called
+        raise AssertionError("a probe does not write")
+
+
 _DATA_FAULTS = ("ReadUnmapped", "WriteUnmapped", "ReadPerm", "WritePerm", "ReadUnaligned", "WriteUnaligned")
 
 
@@ -126,6 +138,8 @@ class IcicleEngine(Engine):
         self._ran = False
         self._stale_code = False
         self._widths: dict[int, int] = {}  # pc -> operand width of MMIO instructions
+        self._watch: tuple | None = None  # watch_memory: (ranges, callback)
+        self.unwatched_instructions = 0  # watched steps whose accesses the model could not say
 
     # -- memory map -------------------------------------------------------------------
     def map(self, mappings: Sequence[Mapping], bus: MmioBus) -> None:
@@ -174,6 +188,11 @@ class IcicleEngine(Engine):
         self._base = self._vm.icount
 
     def run(self, budget: int) -> EngineStop:
+        if self._watch is not None:
+            return self._run_watched(budget)
+        return self._run(budget)
+
+    def _run(self, budget: int) -> EngineStop:
         if self._stale_code:
             self._rebuild()
         self._ran = True
@@ -356,6 +375,37 @@ class IcicleEngine(Engine):
                   for a, b in self._watched)
         self._sync_dirty()
         return hit
+
+    # -- access watching ----------------------------------------------------------------
+    def watch_memory(self, ranges, callback) -> None:
+        # icicle has no memory hooks: single-step, and before each step let the exact
+        # instruction model (msp430_fixups) say what the instruction will access
+        self._watch = (tuple((a, b) for a, b in ranges), callback) if ranges and callback else None
+        self.unwatched_instructions = 0
+
+    def _run_watched(self, budget: int) -> EngineStop:
+        ranges, callback = self._watch
+        probe = _ProbeCpu(self)
+        stop = EngineStop(StopKind.LIMIT, self.pc)
+        for _ in range(budget):
+            pc, index = self.pc, self.instructions
+            try:
+                accesses = msp430_fixups.data_accesses(probe, pc)
+            except NotImplementedError:  # an MSP430X form the model lacks: not reported
+                accesses = None
+            stop = self._run(1)
+            if self.instructions == index:  # did not retire (exit, fault)
+                return stop
+            if accesses is None:
+                self.unwatched_instructions += 1
+                continue
+            for kind, address, size, _ in accesses:
+                if any(address < b and a < address + size for a, b in ranges):
+                    value = int.from_bytes(self.read_memory(address, size), "little") if kind == "w" else None
+                    callback(kind, address, size, value, pc, index)
+            if stop.kind != StopKind.LIMIT:
+                return stop
+        return stop
 
     # -- snapshots ---------------------------------------------------------------------
     def _mark_dirty(self, address: int) -> bool:

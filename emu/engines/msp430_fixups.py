@@ -322,9 +322,13 @@ class _Exec:
         else:
             self.cpu.write_memory(addr & ~1, bytes([value & 0xFF, (value >> 8) & 0xFF]))
 
+    def code(self, addr: int) -> int:
+        """An instruction or extension word (an instruction fetch, not a data read)."""
+        return self.read(addr, False)
+
     def fetch(self) -> int:
         """Next extension word; advances PC."""
-        w = self.read(self.r[0], False)
+        w = self.code(self.r[0])
         self.r[0] = (self.r[0] + 2) & MASK20
         return w
 
@@ -408,9 +412,9 @@ class _Exec:
 
     # -- instructions ---------------------------------------------------------------
     def run(self) -> None:
-        word = self.read(self.start, False)
+        word = self.code(self.start)
         if 0x1800 <= word < 0x2000:
-            following = self.read(self.start + 2, False)
+            following = self.code(self.start + 2)
             if not _extended_register_form(word, following):
                 raise NotImplementedError(f"MSP430X instruction not modelled: {word:#06x} {following:#06x}")
             self.r[0] = (self.start + 4) & MASK20
@@ -617,3 +621,41 @@ def execute(cpu, pc: int) -> None:
     instruction succeeded (an exception from `cpu` leaves the registers untouched).
     Raises NotImplementedError for MSP430X extended instructions other than X1."""
     _Exec(cpu, pc).run()
+
+
+class _Probe(_Exec):
+    """A dry run of one instruction that records its data accesses and changes nothing."""
+
+    def __init__(self, cpu, pc: int):
+        super().__init__(cpu, pc)
+        self.accesses: list[tuple[str, int, int, int | None]] = []
+
+    def code(self, addr: int) -> int:
+        d = self.cpu.read_memory(addr & MASK20 & ~1, 2)
+        return d[0] | (d[1] << 8)
+
+    def read(self, addr: int, byte: bool) -> int:
+        addr = addr & MASK20 if byte else addr & MASK20 & ~1
+        self.accesses.append(("r", addr, 1 if byte else 2, None))
+        return super().read(addr, byte)
+
+    def write(self, addr: int, value: int, byte: bool) -> None:
+        addr = addr & MASK20 if byte else addr & MASK20 & ~1
+        self.accesses.append(("w", addr, 1 if byte else 2, value & (0xFF if byte else 0xFFFF)))
+
+    def commit(self) -> None:
+        pass
+
+
+def data_accesses(cpu, pc: int) -> list[tuple[str, int, int, int | None]]:
+    """The data accesses the instruction at pc would make, in program order, without
+    executing it: ("r", address, size, None) and ("w", address, size, value written).
+    Instruction fetches (opcode, extension and immediate words) are not data accesses.
+    `cpu` as for `execute`, but only read: its read_memory must have no side effects
+    (the caller gives peripheral registers as zeros: operand values never change the
+    addresses an MSP430 instruction accesses, only written values). Raises
+    NotImplementedError for MSP430X extended instructions other than X1."""
+    probe = _Probe(cpu, pc)
+    probe.run()
+    return probe.accesses
+

@@ -261,6 +261,7 @@ class UnicornEngine(Engine):
         self._u32_ref = ctypes.byref(self._u32)
         self._exits: frozenset[int] = frozenset()
         self._write_hooks: list = []  # track_writes
+        self._watch_hooks: list = []  # watch_memory
         self._wrote = False
         self._mapped = False
         self._running = False
@@ -696,6 +697,24 @@ class UnicornEngine(Engine):
     def take_writes(self) -> bool:
         wrote, self._wrote = self._wrote, False
         return wrote
+
+    # -- access watching ----------------------------------------------------------------
+    def watch_memory(self, ranges, callback) -> None:
+        for handle in self._watch_hooks:
+            self._uc.hook_del(handle)
+        self._watch_hooks = []
+        if not ranges or callback is None:
+            return
+
+        def note(uc, access, address, size, value, user):
+            # during a run `instructions` excludes the accessing instruction (counted on entry)
+            write = access == C.UC_MEM_WRITE
+            callback("w" if write else "r", address, size, value & ((1 << 8 * size) - 1) if write else None,
+                     uc.reg_read(A.UC_ARM_REG_PC), self.instructions)
+
+        for start, end in ranges:
+            self._watch_hooks.append(self._uc.hook_add(C.UC_HOOK_MEM_READ | C.UC_HOOK_MEM_WRITE, note,
+                                                       begin=start, end=end - 1))
 
     # -- snapshots --------------------------------------------------------------------
     def save(self) -> object:
