@@ -1,0 +1,153 @@
+"""Flashers: write an ELF into a board (`hil.board.FlashProtocol`: `flash(elf)`).
+
+* `PyocdFlasher` — Cortex-M through a CMSIS-DAP or ST-Link probe with pyocd's Python API
+  (`ConnectHelper.session_with_chosen_probe`, `FileProgrammer`), then a reset. pyocd is an
+  optional extra (`pip install pyocd`), imported only when flashing: without it, a clear
+  `FlashError`.
+* `MspdebugFlasher` — MSP430 through mspdebug, run as a subprocess:
+  `mspdebug [-d DEVICE] [ARGS...] DRIVER "prog ELF"` with the `tilib` (MSP-FET, eZ-FET with
+  TI's libmsp430.so) or `ezfet` driver; `command` replaces the whole command line
+  (`{elf}` and `{device}` are substituted).
+* `BslFlasher` — MSP430 through its ROM bootstrap loader over a UART with
+  python-msp430-tools (PyPI `python-msp430-tools`, 0.10; it works on Python 3.11). Its
+  command line is wrapped, run as a subprocess:
+  `PYTHON -m msp430.bsl5.uart -p PORT -e -P -r [ARGS...] ELF` (mass erase, program with
+  verification, reset; the RST/TEST entry sequence comes from DTR/RTS).
+
+A failing tool raises `FlashError` with the command line, its exit status and the end of
+its output. `hil.virtual.VirtualFlasher` flashes a virtual board.
+
+Public names: `PyocdFlasher`, `MspdebugFlasher`, `BslFlasher`, `run_tool`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import FlashError
+
+__all__ = ["PyocdFlasher", "MspdebugFlasher", "BslFlasher", "run_tool"]
+
+_TAIL = 1500  # characters of a failing tool's output quoted in the error
+
+
+def _elf(elf: str | Path) -> Path:
+    path = Path(elf)
+    if not path.is_file():
+        raise FlashError(f"cannot flash {path}: no such file (build the firmware: make firmware)")
+    return path
+
+
+def run_tool(argv: Sequence[str], what: str, timeout: float, fix: str) -> str:
+    """Run a flashing tool; its combined output, or `FlashError` naming the command."""
+    shown = " ".join(argv)
+    try:
+        done = subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, errors="replace", timeout=timeout)
+    except FileNotFoundError:
+        raise FlashError(f"{what}: {argv[0]} not found. {fix}") from None
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or "")[-_TAIL:] if isinstance(e.stdout, str) else ""
+        raise FlashError(f"{what}: `{shown}` did not finish within {timeout:g} s; output: "
+                         f"{out.strip() or '(none)'}") from None
+    if done.returncode != 0:
+        raise FlashError(f"{what}: `{shown}` failed with exit status {done.returncode}; output: "
+                         f"{done.stdout[-_TAIL:].strip() or '(none)'}")
+    return done.stdout
+
+
+class MspdebugFlasher:
+    """mspdebug as a subprocess (see the module docstring)."""
+
+    DRIVERS = ("tilib", "ezfet")
+
+    def __init__(self, driver: str = "tilib", device: str | None = None, args: Sequence[str] = (),
+                 command: Sequence[str] | None = None, executable: str = "mspdebug",
+                 timeout: float = 120.0):
+        if command is None and driver not in self.DRIVERS:
+            raise FlashError(f"mspdebug driver {driver!r} is not supported here; use one of "
+                             f"{', '.join(self.DRIVERS)} or give the whole `command`")
+        self.driver, self.device, self.args = driver, device, tuple(args)
+        self.command = tuple(command) if command is not None else None
+        self.executable, self.timeout = executable, float(timeout)
+
+    def argv(self, elf: str | Path) -> list[str]:
+        """The command line that flashes `elf`."""
+        if self.command is not None:
+            return [part.format(elf=str(elf), device=self.device or "") for part in self.command]
+        argv = [self.executable]
+        if self.device:
+            argv += ["-d", self.device]
+        return argv + [*self.args, self.driver, f"prog {elf}"]
+
+    def flash(self, elf: str | Path) -> None:
+        path = _elf(elf)
+        run_tool(self.argv(path), f"mspdebug ({self.driver})", self.timeout,
+                 "Install it (apt-get install mspdebug); the tilib driver also needs TI's "
+                 "libmsp430.so on the library path")
+
+
+class BslFlasher:
+    """python-msp430-tools' BSL5 UART downloader as a subprocess (see the module docstring)."""
+
+    def __init__(self, port: str, args: Sequence[str] = (), command: Sequence[str] | None = None,
+                 python: str | None = None, timeout: float = 300.0):
+        self.port, self.args = port, tuple(args)
+        self.command = tuple(command) if command is not None else None
+        self.python, self.timeout = python or sys.executable, float(timeout)
+
+    def argv(self, elf: str | Path) -> list[str]:
+        if self.command is not None:
+            return [part.format(elf=str(elf), port=self.port) for part in self.command]
+        return [self.python, "-m", "msp430.bsl5.uart", "-p", self.port, "-e", "-P", "-r",
+                *self.args, str(elf)]
+
+    def flash(self, elf: str | Path) -> None:
+        path = _elf(elf)
+        if (self.command is None and self.python == sys.executable
+                and importlib.util.find_spec("msp430") is None):
+            raise FlashError("the BSL flasher needs python-msp430-tools: pip install "
+                             "python-msp430-tools (or the project's extra: pip install -e '.[hil]')")
+        run_tool(self.argv(path), f"MSP430 BSL on {self.port}", self.timeout,
+                 "Install python-msp430-tools (pip install python-msp430-tools)")
+
+
+class PyocdFlasher:
+    """pyocd's Python API (see the module docstring). `target` is a pyocd target name
+    (`stm32l476rg`, ...), `probe` a probe's unique ID (None: the only one connected)."""
+
+    def __init__(self, target: str, probe: str | None = None, frequency: int | None = None,
+                 options: dict | None = None):
+        self.target, self.probe, self.frequency = target, probe, frequency
+        self.options = dict(options or {})
+
+    def flash(self, elf: str | Path) -> None:
+        path = _elf(elf)
+        try:
+            from pyocd.core.helpers import ConnectHelper
+            from pyocd.flash.file_programmer import FileProgrammer
+        except ImportError as e:
+            raise FlashError(f"the pyocd flasher needs pyocd: pip install pyocd (or the "
+                             f"project's extra: pip install -e '.[hil]') ({e})") from e
+        options = dict(self.options)
+        if self.frequency:
+            options["frequency"] = int(self.frequency)
+        try:
+            session = ConnectHelper.session_with_chosen_probe(
+                blocking=False, unique_id=self.probe, target_override=self.target, options=options)
+        except Exception as e:  # noqa: BLE001 - pyocd raises its own and USB errors
+            raise FlashError(f"pyocd: cannot connect to probe {self.probe or '(any)'}: {e}") from e
+        if session is None:
+            raise FlashError(f"pyocd: no debug probe {'with ID ' + self.probe if self.probe else ''}"
+                             f" found. Check the USB cable and udev rules; `pyocd list` shows "
+                             f"the probes")
+        try:
+            with session:
+                FileProgrammer(session).program(str(path), file_format="elf")
+                session.target.reset()
+        except Exception as e:  # noqa: BLE001
+            raise FlashError(f"pyocd: flashing {path.name} onto {self.target} failed: {e}") from e

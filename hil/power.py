@@ -1,0 +1,166 @@
+"""Power drivers: the power protocol on a supply channel, optionally cut by a load switch.
+
+`SupplyPower` implements `hil.board.PowerProtocol` on one channel of a programmable supply
+(any `hil.psu` model, real or simulated): at `setup()` it programs the current limit and the
+voltage, then `on()` / `off()` switch the supply's output. Toggling a supply's output is
+slow — each switch is one or more commands over USB/LAN/RS-232 plus the instrument's own
+settling, tens to hundreds of milliseconds (the Korad's driver alone waits 50 ms between
+commands and reads every state back) — so on-times shorter than that are stretched.
+
+For faster cuts, a load switch sits between the supply and the board and is driven by a
+GPIO line: `SwitchedPower` keeps the supply output on and toggles the switch instead.
+`FtdiGpioSwitch` drives one pin of an FTDI chip through pyftdi (optional extra `hil`,
+imported when the switch is opened) — a USB round trip, about a millisecond. The Nordic PPK2
+needs no switch: its `output()` is the DUT-power toggle, equally fast.
+
+Public names: `SupplyPower`, `SwitchedPower`, `LoadSwitch`, `FtdiGpioSwitch`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from hil.psu import PowerSupply, SupplyResource
+
+from .errors import HilError
+
+__all__ = ["SupplyPower", "SwitchedPower", "LoadSwitch", "FtdiGpioSwitch"]
+
+
+class SupplyPower:
+    """The power protocol on one supply channel. `supply` is an open `PowerSupply` or a
+    `SupplyResource` opened at `setup()`; `voltage` / `current_limit` are programmed then."""
+
+    def __init__(self, supply: PowerSupply | SupplyResource, voltage: float,
+                 current_limit: float | None = None):
+        self._resource = supply if isinstance(supply, SupplyResource) else None
+        self.psu: PowerSupply | None = None if self._resource else supply
+        self.voltage, self.current_limit = float(voltage), current_limit
+        self.is_on: bool | None = None  # unknown until switched
+        self.switches = 0               # output toggles so far
+
+    @property
+    def name(self) -> str:
+        if self.psu is not None:
+            return self.psu.name
+        r = self._resource
+        return f"{r.model} at {r.resource} channel {r.channel}"
+
+    def setup(self) -> None:
+        """Open the supply (if given as a resource), switch its output off and program the
+        current limit and voltage."""
+        if self.psu is None:
+            self.psu = self._resource.open()
+        self.psu.output(False)
+        self.is_on = False
+        if self.current_limit is not None:
+            self.psu.set_current_limit(self.current_limit)
+        self.psu.set_voltage(self.voltage)
+
+    def _psu(self) -> PowerSupply:
+        if self.psu is None:
+            self.setup()
+        return self.psu
+
+    def on(self) -> None:
+        self._psu().output(True)
+        self.is_on = True
+        self.switches += 1
+
+    def off(self) -> None:
+        self._psu().output(False)
+        self.is_on = False
+        self.switches += 1
+
+    def cycle(self, off_time: float = 0.5) -> None:
+        """Off, wait `off_time` seconds, on."""
+        self.off()
+        time.sleep(off_time)
+        self.on()
+
+    def set_voltage(self, volts: float) -> None:
+        self._psu().set_voltage(volts)
+        self.voltage = float(volts)
+
+    def set_current_limit(self, amps: float) -> None:
+        self._psu().set_current_limit(amps)
+        self.current_limit = float(amps)
+
+    def measure(self) -> tuple[float, float]:
+        """(volts, amperes) measured at the output."""
+        psu = self._psu()
+        return psu.measure_voltage(), psu.measure_current()
+
+    def close(self) -> None:
+        if self.psu is not None and self._resource is not None:
+            self.psu.close()
+            self.psu = None
+
+
+class LoadSwitch(Protocol):
+    """A switch between supply and board, driven by a GPIO line."""
+
+    def set(self, on: bool) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SwitchedPower(SupplyPower):
+    """A supply whose output stays on, with a fast load switch doing `on()` / `off()`."""
+
+    def __init__(self, supply: PowerSupply | SupplyResource, switch: LoadSwitch, voltage: float,
+                 current_limit: float | None = None):
+        super().__init__(supply, voltage, current_limit)
+        self.switch = switch
+
+    def setup(self) -> None:
+        self.switch.set(False)
+        super().setup()
+        self.psu.output(True)  # the switch does the cutting from now on
+
+    def on(self) -> None:
+        self._psu()
+        self.switch.set(True)
+        self.is_on = True
+        self.switches += 1
+
+    def off(self) -> None:
+        self._psu()
+        self.switch.set(False)
+        self.is_on = False
+        self.switches += 1
+
+    def close(self) -> None:
+        self.switch.close()
+        super().close()
+
+
+class FtdiGpioSwitch:
+    """One GPIO pin of an FTDI chip (FT232H, FT2232H, FT232R, ...) through pyftdi's
+    `GpioAsyncController`. `url` is a pyftdi URL (`ftdi://ftdi:232h/1`), `pin` the bit
+    number (0 = ADBUS0/TXD), `active_high` whether a high level closes the switch."""
+
+    def __init__(self, url: str, pin: int, active_high: bool = True):
+        try:
+            from pyftdi.gpio import GpioAsyncController
+        except ImportError as e:
+            raise HilError("the FTDI load switch needs pyftdi: pip install pyftdi "
+                           "(or the project's extra: pip install -e '.[hil]')") from e
+        if not 0 <= int(pin) <= 7:
+            raise HilError(f"FTDI load switch: pin must be 0..7 (one byte of GPIO), not {pin!r}")
+        self.url, self.mask, self.active_high = url, 1 << int(pin), bool(active_high)
+        self._gpio = GpioAsyncController()
+        try:
+            self._gpio.configure(url, direction=self.mask,
+                                 initial=0 if active_high else self.mask)
+        except Exception as e:  # noqa: BLE001 - pyftdi raises USB and value errors
+            raise HilError(f"FTDI load switch: cannot open {url!r}: {e}. List devices with "
+                           f"`ftdi_urls.py` (pyftdi) and check USB permissions") from e
+
+    def set(self, on: bool) -> None:
+        level = bool(on) == self.active_high
+        self._gpio.write(self.mask if level else 0)
+
+    def close(self) -> None:
+        self._gpio.close()
