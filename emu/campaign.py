@@ -11,6 +11,11 @@ the host protocol (docs/protocol.md), the output bytes and exit of the last RESU
 sent (not its boot or progress counters); otherwise the UART bytes the firmware sent after
 its last boot.
 
+Energy-driven campaigns (`EnergyCampaign`, `Sweep`): trial i is one energy-driven run
+(`emu.power.run_energy`) under combination i of a sweep over capacitance, harvester, the
+supervisor's thresholds, leakage, regulator efficiency or a trace's start offset, judged
+by the same oracle; outcomes add `non_termination` and `starved` (docs/campaigns.md).
+
 Speed: the golden run is recorded as snapshots every `interval` instructions; a trial
 restores the nearest snapshot before k instead of re-running the prefix, on one reused
 machine per process. `execute` spreads trials over worker processes (each builds its own
@@ -30,7 +35,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .debuginfo import SourceMap
 from .engines.base import StopKind
@@ -40,8 +45,12 @@ from .protocol import last_result
 from .results import ResultStore, firmware_digest
 from .vectors import Vector, load_vector
 
+if TYPE_CHECKING:
+    from .power import PowerConfig
+
 __all__ = ["Trial", "CampaignResult", "Campaign", "CampaignSpec", "Strategy", "execute", "exhaustive", "in_range", "in_function", "sample",
-           "double", "read_schedules", "golden_trace", "nv_writes", "nv_writers", "OUTCOMES", "Point"]
+           "double", "read_schedules", "golden_trace", "nv_writes", "nv_writers", "OUTCOMES", "Point",
+           "Sweep", "EnergyCampaign", "ENERGY_OUTCOMES", "SWEEP_PARAMETERS"]
 
 OUTCOMES = ("correct", "wrong_output", "crash", "timeout")
 
@@ -158,6 +167,7 @@ class Trial:
     pc: int  # the instruction that did not execute (the failure came before it)
     observed: dict[str, bytes]
     error: str | None = None
+    energy: dict | None = None  # energy-driven trials (a sweep): latency, energy, power cycles
 
 
 @dataclass
@@ -170,10 +180,11 @@ class CampaignResult:
     observe: tuple[str, ...] = ()
     source: SourceMap | None = None
     vector: Path | None = None  # the test vector directory the trials ran on
+    sweep: "Sweep | None" = None  # energy-driven: trial i ran with combination i of the sweep
 
     @property
     def outcomes(self) -> dict[str, int]:
-        counts = dict.fromkeys(OUTCOMES, 0)
+        counts = dict.fromkeys(OUTCOMES + (ENERGY_OUTCOMES if self.sweep else ()), 0)
         for t in self.trials:
             counts[t.outcome] += 1
         return counts
@@ -188,6 +199,9 @@ class CampaignResult:
 
     def reproduce(self, trial: Trial) -> str:
         reads = "".join(f" --read {name}" for name in self.observe)
+        if self.sweep is not None:
+            vector = f" --vector {self.vector}" if self.vector else ""
+            return f"emu run {self.firmware} --board {self.board}{vector} {self.sweep.flags(trial.at)}{reads}"
         ks = ",".join(str(k) for k in _schedule(trial.at))
         vector = f" --vector {self.vector}" if self.vector else ""
         return f"emu run {self.firmware} --board {self.board}{vector} --fail-after {ks}{reads}"
@@ -204,8 +218,14 @@ class CampaignResult:
                 "expected": {k: v.hex() for k, v in self.expected.items()},
                 "reproduce": self.reproduce(t),
             })
-        return {"golden_instructions": self.golden_instructions, "trials": len(self.trials),
+        data = {"golden_instructions": self.golden_instructions, "trials": len(self.trials),
                 "outcomes": self.outcomes, "pruned": 0, "failures": failures}
+        if self.sweep is not None:
+            data["sweep"] = {"axes": {name: list(values) for name, values in self.sweep.axes},
+                             "trials": [{"at": t.at, "parameters": self.sweep.combination(t.at),
+                                         "outcome": t.outcome, **(t.energy or {})}
+                                        for t in sorted(self.trials, key=lambda t: _schedule(t.at))]}
+        return data
 
     def __repr__(self) -> str:  # what a failing `assert result.all_correct` shows
         return f"<CampaignResult {self.summary()}>"
@@ -326,7 +346,8 @@ class Campaign:
         m = self.machine
         return CampaignResult(m.image.path, m.board.name, self.golden_instructions, self.expected, trials,
                               observe=self.observe, source=SourceMap.from_elf(m.image.path),
-                              vector=self.vector.path if self.vector else None)
+                              vector=self.vector.path if self.vector else None,
+                              sweep=getattr(self, "sweep", None))
 
 
 _BOOT_SEARCH_LIMIT = 200_000
@@ -407,15 +428,21 @@ class CampaignSpec:
     volatile_init: str = "random"
     seed: int = 0
     vector: Vector | None = None
+    sweep: "Sweep | None" = None  # energy-driven trials
 
     def campaign(self) -> Campaign:
         machine = Machine.from_elf(self.firmware, self.board, volatile_init=self.volatile_init, seed=self.seed)
+        if self.sweep is not None:
+            return EnergyCampaign(machine, self.sweep, observe=self.observe, max_factor=self.max_factor,
+                                  vector=self.vector)
         return Campaign(machine, observe=self.observe, max_factor=self.max_factor, vector=self.vector)
 
     def header(self, board: str) -> dict:
         """What a result file must match to be resumed."""
-        options = asdict(self)
-        del options["firmware"], options["vector"]
+        options = asdict(replace(self, sweep=None))
+        del options["firmware"], options["vector"], options["sweep"]
+        if self.sweep is not None:
+            options["sweep"] = self.sweep.to_json()
         options.update(board=board, observe=list(self.observe))
         if self.vector is not None:
             v = self.vector
@@ -546,3 +573,147 @@ def _run_batch(spec: CampaignSpec, batch: list[Point]) -> list[Trial]:
 
 def _schedule(at: Point) -> tuple[int, ...]:
     return (at,) if isinstance(at, int) else tuple(at)
+
+
+# -- energy-driven campaigns: a sweep of power configurations --------------------------------
+ENERGY_OUTCOMES = ("non_termination", "starved")  # outcomes only energy-driven trials have
+SWEEP_PARAMETERS = ("capacitance", "harvester", "v_on", "v_off", "leakage", "efficiency", "offset")
+_SWEEP_FLAGS = {"capacitance": "--capacitor", "harvester": "--harvester", "v_on": "--v-on", "v_off": "--v-off",
+                "leakage": "--leakage", "efficiency": "--efficiency"}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Energy-driven trials: trial i is one `run_energy` with combination i of the
+    cartesian product of `axes` (first axis slowest), each value overriding the `base`
+    power configuration. `offset` starts a trace harvester that many seconds into its
+    recording. `base_flags`: the `emu run` flags and values that give `base` (for
+    reproducers), e.g. (("--capacitor", "10uF"),)."""
+
+    base: "PowerConfig"
+    axes: tuple[tuple[str, tuple[str, ...]], ...]
+    base_flags: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, base: "PowerConfig", texts: Sequence[str],
+              base_flags: tuple[tuple[str, str], ...] = ()) -> "Sweep":
+        """`texts`: "NAME=V1,V2,..." each (values separated by ';' instead when one holds
+        a comma, e.g. harvester=square:100ms,0.25,3mW;const:1mW)."""
+        axes: list[tuple[str, tuple[str, ...]]] = []
+        for text in texts:
+            name, sep, values = text.partition("=")
+            name = name.strip().replace("-", "_")
+            if name == "capacitor":
+                name = "capacitance"
+            if not sep or name not in SWEEP_PARAMETERS:
+                raise EmuError(f"bad sweep {text!r}: expected NAME=V1,V2,... with NAME one of "
+                               f"{', '.join(SWEEP_PARAMETERS)} (e.g. capacitance=47uF,100uF)")
+            split = [v.strip() for v in values.split(";" if ";" in values else ",")]
+            if not all(split):
+                raise EmuError(f"bad sweep {text!r}: empty value")
+            if any(n == name for n, _ in axes):
+                raise EmuError(f"sweep parameter {name} given twice: list all its values in one --sweep")
+            axes.append((name, tuple(split)))
+        if not axes:
+            raise EmuError("an energy-driven campaign needs at least one --sweep NAME=V1,V2,...")
+        sweep = cls(base, tuple(axes), base_flags)
+        for i in range(len(sweep)):  # every combination must make a valid config: fail before any trial
+            sweep.config(i)
+        return sweep
+
+    def __len__(self) -> int:
+        n = 1
+        for _, values in self.axes:
+            n *= len(values)
+        return n
+
+    def points(self) -> list[int]:
+        return list(range(len(self)))
+
+    def combination(self, i: int) -> dict[str, str]:
+        out = {}
+        for name, values in reversed(self.axes):
+            i, j = divmod(i, len(values))
+            out[name] = values[j]
+        return {name: out[name] for name, _ in self.axes}
+
+    def config(self, i: int) -> "PowerConfig":
+        from .power import power_config
+
+        values = self.combination(i)
+        offset = values.pop("offset", None)
+        config = power_config(base=self.base, **values)
+        if offset is not None:
+            from .power import parse_quantity
+
+            config = replace(config, harvester=_shifted(config.harvester, parse_quantity(offset, "s", what="offset")))
+        return config
+
+    def flags(self, i: int) -> str:
+        """`emu run` flags for combination i."""
+        values = self.combination(i)
+        offset = values.pop("offset", None)
+        flags = dict(self.base_flags)
+        flags.update((_SWEEP_FLAGS[k], v) for k, v in values.items())
+        text = " ".join(f"{flag} '{v}'" if "," in v else f"{flag} {v}" for flag, v in flags.items())
+        return text + (f" (harvester trace started {offset} into the recording)" if offset else "")
+
+    def to_json(self) -> dict:
+        return {"base": self.base.to_json(), "axes": {name: list(values) for name, values in self.axes}}
+
+
+def _shifted(harvester, offset: float):
+    """The trace harvester started `offset` seconds into its recording (a looping trace
+    wraps around)."""
+    import numpy as np
+
+    from .power import TraceHarvester
+
+    if not isinstance(harvester, TraceHarvester):
+        raise EmuError("a sweep over offset needs a trace harvester (--harvester trace:FILE)")
+    if not 0 <= offset < harvester.duration:
+        raise EmuError(f"trace offset {offset:g} s lies outside the trace (0 to {harvester.duration:g} s)")
+    starts = np.asarray(harvester._starts)  # sample j covers [starts[j], starts[j + 1])
+    i = int(np.searchsorted(starts, offset, side="right")) - 1
+    edges = np.concatenate([[offset], starts[i + 1:]]) - offset  # piece ends included
+    power = harvester.power[i:]
+    if harvester.loop:  # wrap: the recording's beginning, up to the offset, follows its end
+        head = np.concatenate([starts[:i + 1], [offset]])
+        keep = np.diff(head) > 0
+        edges = np.concatenate([edges, head[1:][keep] + (starts[-1] - offset)])
+        power = np.concatenate([power, harvester.power[:i + 1][keep]])
+    # a trace's last sample lasts as long as the one before it: split the last piece in two
+    last = (edges[-2] + edges[-1]) / 2
+    times = np.concatenate([edges[:-1], [last]])
+    power = np.concatenate([power, power[-1:]])
+    return TraceHarvester(times, power, f"{harvester.source}@{offset:g}s", harvester.loop)
+
+
+class EnergyCampaign(Campaign):
+    """The same oracle (golden continuous-power run) with energy-driven trials: trial i is
+    one `run_energy` under combination i of `sweep`, from the flashed state, with a limit
+    of `max_factor` x the golden run's instructions."""
+
+    def __init__(self, machine: Machine, sweep: Sweep, observe: Sequence[str] = (), max_factor: float = 10.0,
+                 vector: "Vector | None" = None):
+        self.sweep = sweep
+        super().__init__(machine, observe, max_factor, interval=1 << 40, vector=vector)  # no trial snapshots
+
+    def trial(self, at: Point) -> Trial:
+        from .power import run_energy
+
+        if not isinstance(at, int) or not 0 <= at < len(self.sweep):
+            raise EmuError(f"energy-driven trial {at!r}: expected an index 0 ... {len(self.sweep) - 1}")
+        m = self.machine
+        m.reset()
+        run = run_energy(m, self.sweep.config(at), max_instructions=self.limit)
+        observed = self._observed(run.result)
+        outcome = run.outcome
+        if outcome == "completed":
+            outcome = "correct" if observed == self.expected else "wrong_output"
+        energy = {"latency_s": run.latency, "energy_j": run.energy, "power_cycles": len(run.periods),
+                  "on_time_s": run.on_time, "off_time_s": run.off_time, "instructions": run.result.instructions}
+        if run.repeated_unit is not None:
+            energy["repeated_unit"] = run.repeated_unit.to_json()
+        pc = run.repeated_unit.failure_pc if run.repeated_unit is not None else run.result.stop_pc
+        return Trial(at, outcome, pc, observed, run.result.error, energy)

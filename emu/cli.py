@@ -45,6 +45,42 @@ def _count(text: str) -> int:
     return value
 
 
+def _add_power_flags(group) -> None:
+    """The power configuration flags of `emu run` (docs/energy.md), for other subcommands."""
+    group.add_argument("--power", type=Path, metavar="CONFIG", help="power configuration (TOML)")
+    group.add_argument("--harvester", metavar="SPEC", help="const:1mW, current:2mA, square:PERIOD,DUTY,POWER or trace:FILE")
+    group.add_argument("--capacitor", metavar="C", help="storage capacitance, e.g. 100uF")
+    group.add_argument("--v-on", metavar="V", help="supervisor turn-on voltage, e.g. 2.8")
+    group.add_argument("--v-off", metavar="V", help="brown-out voltage, e.g. 1.9")
+    group.add_argument("--leakage", metavar="I|R", help="capacitor leakage, e.g. 1uA or 10MOhm")
+    group.add_argument("--efficiency", metavar="E", help="regulator efficiency, e.g. 0.85")
+    group.add_argument("--v-warn", metavar="V", help="power-warning trip level of the board's comparator "
+                       "input (MSP430 COMP_E, STM32 PVD_IN), e.g. 2.2")
+
+
+def _power_config(args: argparse.Namespace, required: bool = True):
+    """The PowerConfig of --power and the flags; None if none given and not `required`."""
+    flags = (args.power, args.harvester, args.capacitor, args.v_on, args.v_off, args.leakage, args.efficiency,
+             args.v_warn)
+    if not any(flag is not None for flag in flags):
+        if required:
+            raise EmuError("give a power configuration: --power CONFIG or --harvester/--capacitor/--v-on/--v-off")
+        return None
+    from .power import load_power_config, power_config
+
+    return power_config(harvester=args.harvester, capacitance=args.capacitor, v_on=args.v_on, v_off=args.v_off,
+                        leakage=args.leakage, efficiency=args.efficiency, v_warn=args.v_warn,
+                        base=load_power_config(args.power) if args.power else None)
+
+
+def _power_flags(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """The power flags as given, for reproducer commands."""
+    return tuple((flag, str(value)) for flag, value in (
+        ("--power", args.power), ("--harvester", args.harvester), ("--capacitor", args.capacitor),
+        ("--v-on", args.v_on), ("--v-off", args.v_off), ("--leakage", args.leakage),
+        ("--efficiency", args.efficiency), ("--v-warn", args.v_warn)) if value is not None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="emu", description="Emulate batteryless-device firmware with exact power failures.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -72,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     energy.add_argument("--v-off", metavar="V", help="brown-out voltage, e.g. 1.9")
     energy.add_argument("--leakage", metavar="I|R", help="capacitor leakage, e.g. 1uA or 10MOhm")
     energy.add_argument("--efficiency", metavar="E", help="regulator efficiency, e.g. 0.85")
+    energy.add_argument("--v-warn", metavar="V", help="power-warning trip level of the board's comparator "
+                        "input (MSP430 COMP_E, STM32 PVD_IN), e.g. 2.2")
     energy.add_argument("--plot", type=Path, metavar="FILE.png",
                         help="draw capacitor voltage against time, with power failures (PNG)")
     run.add_argument("--json", action="store_true", help="print one JSON object")
@@ -91,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="every k right before and right after an instruction that writes non-volatile memory")
     strategy.add_argument("--function", metavar="NAME",
                           help="every k whose next instruction lies in function NAME")
+    strategy.add_argument("--sweep", action="append", metavar="NAME=V1,V2,...",
+                          help="energy-driven trials over the cartesian product of the --sweep lists (repeatable; "
+                               "NAME: capacitance, harvester, v_on, v_off, leakage, efficiency, offset), "
+                               "with --power or the power flags as the base (docs/campaigns.md)")
+    _add_power_flags(camp.add_argument_group("power configuration for --sweep (docs/energy.md)"))
     camp.add_argument("--observe", action="append", default=[], metavar="SYMBOL[:NBYTES]",
                       help="outputs compared with the golden run (default: UART bytes after the last boot)")
     camp.add_argument("--recovery-window", type=_count, default=2000, metavar="W",
@@ -112,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="keep the trials already in the results file and run only the others")
     camp.add_argument("--report", type=Path, metavar="DIR", help="write an HTML report to DIR/index.html")
     camp.add_argument("--json", action="store_true", help="print one JSON object")
+    model = sub.add_parser("model", help="predict intermittent latency, energy and power cycles of task-based "
+                                         "firmware (iNAS's model) and compare with an energy-driven emulation")
+    model.add_argument("firmware", type=Path, metavar="FIRMWARE.elf")
+    model.add_argument("--board", choices=sorted(BOARDS), help="default: from the ELF machine type")
+    _add_power_flags(model.add_argument_group("power configuration (docs/energy.md)"))
+    model.add_argument("--no-emulation", action="store_true", help="print the prediction only")
+    model.add_argument("--volatile-init", choices=VOLATILE_INIT, default="random")
+    model.add_argument("--seed", type=_count, default=0)
+    model.add_argument("--json", action="store_true", help="print one JSON object")
     gdb = sub.add_parser("gdb", help="serve a GDB connection to the emulated board (power failures included)")
     gdb.add_argument("firmware", type=Path, metavar="FIRMWARE.elf")
     gdb.add_argument("--board", choices=sorted(BOARDS), help="default: from the ELF machine type")
@@ -156,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"campaign": _campaign, "gdb": _gdb, "war": _war, "explain": _explain}.get(args.command, _run)(args)
+        return {"campaign": _campaign, "gdb": _gdb, "model": _model, "war": _war,
+                "explain": _explain}.get(args.command, _run)(args)
     except EmuError as exc:
         print(f"emu: error: {exc}", file=sys.stderr)
         return 2
@@ -179,7 +232,8 @@ def _run(args: argparse.Namespace) -> int:
         from .vectors import Vector, load_vector
 
         load_vector(machine, Vector.read(args.vector))
-    energy_flags = (args.power, args.harvester, args.capacitor, args.v_on, args.v_off, args.leakage, args.efficiency)
+    energy_flags = (args.power, args.harvester, args.capacitor, args.v_on, args.v_off, args.leakage, args.efficiency,
+                    args.v_warn)
     if args.plot and not any(flag is not None for flag in energy_flags):
         raise EmuError("--plot draws an energy-driven run: give --power or --harvester/--capacitor/--v-on/--v-off")
     if any(flag is not None for flag in energy_flags):
@@ -189,12 +243,12 @@ def _run(args: argparse.Namespace) -> int:
 
         config = power_config(harvester=args.harvester, capacitance=args.capacitor, v_on=args.v_on,
                               v_off=args.v_off, leakage=args.leakage, efficiency=args.efficiency,
-                              base=load_power_config(args.power) if args.power else None)
+                              v_warn=args.v_warn, base=load_power_config(args.power) if args.power else None)
         energy = run_energy(machine, config)
         if args.plot:
             from .power.plot import plot_energy_run
 
-            plot_energy_run(energy, args.plot)
+            plot_energy_run(energy, args.plot, commits=_commit_times(args, uart_input, energy))
         print(json.dumps(energy.to_json()) if args.json else "\n".join([_summary(energy.result), *energy.summary()]))
         return 0 if energy.outcome == "completed" else 1
     result = machine.run(fail_after=args.fail_after)
@@ -212,8 +266,20 @@ def _campaign(args: argparse.Namespace) -> int:
 
     vector = Vector.read(args.vector) if args.vector else None
     machine = Machine.from_elf(args.firmware, args.board, volatile_init=args.volatile_init, seed=args.seed)
-    campaign = Campaign(machine, observe=args.observe, max_factor=args.max_factor, vector=vector)
-    if args.exhaustive:
+    base = _power_config(args, required=args.sweep is not None)
+    if base is not None and args.sweep is None:
+        raise EmuError("a power configuration (--power/--harvester/...) is for energy-driven campaigns: add --sweep")
+    if args.sweep is not None:
+        from .campaign import EnergyCampaign, Sweep
+
+        sweep = Sweep.parse(base, args.sweep, _power_flags(args))
+        campaign = EnergyCampaign(machine, sweep, observe=args.observe, max_factor=args.max_factor, vector=vector)
+    else:
+        sweep = None
+        campaign = Campaign(machine, observe=args.observe, max_factor=args.max_factor, vector=vector)
+    if sweep is not None:
+        strategy = None  # the trials are the sweep's combinations
+    elif args.exhaustive:
         strategy = Strategy("exhaustive")
     elif args.sample is not None:
         strategy = Strategy("sample", count=args.sample)
@@ -227,9 +293,9 @@ def _campaign(args: argparse.Namespace) -> int:
         strategy = Strategy("nv-writes")
     else:
         strategy = Strategy.parse(f"range:{args.range}")
-    points = strategy.points(campaign, seed=args.seed)
+    points = sweep.points() if sweep is not None else strategy.points(campaign, seed=args.seed)
     spec = CampaignSpec(args.firmware, machine.board.name, tuple(args.observe), args.max_factor,
-                        args.volatile_init, args.seed, vector)
+                        args.volatile_init, args.seed, vector, sweep)
     header = spec.header(machine.board.name)
     path = args.results or Path(".emu/campaigns") / f"{args.firmware.stem}-{header['firmware_sha256'][:12]}.jsonl"
     with ResultStore(path, header, resume=args.resume) as store:
@@ -248,6 +314,52 @@ def _campaign(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"report: {page}")
     return 0 if result.all_correct else 1
+
+
+def _commit_times(args: argparse.Namespace, uart_input: bytes, energy) -> list[tuple[float, float]]:
+    """The runtime's commits in the energy run, replayed on a new machine (none if the
+    firmware does not use the runtime's tasks)."""
+    from .power.commits import commit_times
+
+    machine = Machine.from_elf(args.firmware, args.board, volatile_init=args.volatile_init, seed=args.seed,
+                               until=args.until, max_instructions=args.max_instructions,
+                               uart_input=uart_input, observe=args.read)
+    if "rt_active" not in machine.image.symbols:
+        return []
+    if args.vector is not None:
+        from .vectors import Vector, load_vector
+
+        load_vector(machine, Vector.read(args.vector))
+    return commit_times(machine, energy)
+
+
+def _model(args: argparse.Namespace) -> int:
+    from .power.model import compare, load_costs, predict, profile_firmware
+
+    config = _power_config(args)
+
+    def make_machine() -> Machine:
+        return Machine.from_elf(args.firmware, args.board, volatile_init=args.volatile_init, seed=args.seed)
+
+    costs = load_costs(args.firmware)
+    profile = profile_firmware(make_machine, costs, str(args.firmware.with_suffix(".costs.json")) if costs else None)
+    if args.no_emulation:
+        prediction = predict(profile, config)
+        print(json.dumps({"profile": profile.to_json(), "prediction": prediction.to_json()}) if args.json else
+              "\n".join(f"{k}: {v}" for k, v in prediction.to_json().items() if k != "breakdown"))
+        return 0
+    comparison = compare(make_machine, config, profile)
+    if args.json:
+        print(json.dumps({"profile": profile.to_json(), **comparison.to_json()}))
+    else:
+        p = comparison.prediction
+        print(f"{args.firmware.name} on {profile.board}: {len(profile.units)} atomic units, "
+              f"{profile.instructions:,} instructions under continuous power, recovery {profile.recovery} "
+              f"per reboot, largest unit {p.largest_unit:,} with recovery, period budget "
+              f"{'unlimited' if p.budget is None else f'{p.budget:,}'}: "
+              f"{'every unit fits' if p.fits else 'a unit does NOT fit one power cycle'}")
+        print(comparison.table())
+    return 0 if comparison.prediction.outcome == comparison.emulation.outcome else 1
 
 
 def _gdb(args: argparse.Namespace) -> int:

@@ -14,6 +14,13 @@
   has done what it can and now waits for the host); `crash` on an invalid instruction or
   bad access; `timeout` when `max_instructions` (all periods together) run out.
 * Runs are deterministic: same ELF, options and seed give the same result.
+* Interrupts: peripherals request them (`Peripheral.irq_pending`); the machine accepts a
+  pending, unmasked one at the boundary before the next instruction it runs (acceptance
+  is not an instruction and is not counted) and stops its engine runs at the instruction
+  counts where a peripheral announces a request (`irq_next`), so no per-instruction
+  callback is needed. While a request is pending but masked the machine steps one
+  instruction at a time until the CPU unmasks it (docs/semantics.md, "Interrupts").
+  `supply` is the supply voltage that voltage monitors watch (set by `emu.power`).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from .elf import ElfImage
 from .engines import create_engine
 from .engines.base import Engine, EngineStop, Mapping, StopKind
 from .errors import EmuError
-from .peripherals import Link, PeripheralBus, build_bus
+from .peripherals import Link, PeripheralBus, Supply, build_bus
 
 __all__ = ["Machine", "RunResult", "Snapshot", "VOLATILE_INIT", "DEFAULT_MAX_INSTRUCTIONS"]
 
@@ -106,8 +113,14 @@ class Machine:
         self.link = Link()
         self.link.rx.extend(uart_input)
         self.bus: PeripheralBus = build_bus(board.peripherals, self.link, self._report_unmodeled)
+        self.supply: Supply | None = None  # set per power-on period by energy-driven runs
         for p in self.bus.peripherals:
             p.clock = lambda: self.engine.instructions
+            p.power = self
+        self._irq_sources = tuple(p for p in self.bus.peripherals if p.irq is not None)
+        if self._irq_sources:  # a write that enables an interrupt ends the engine run at once
+            self.bus.irq_changed = lambda: self.engine.stop_soon()
+        self.interrupts_taken = 0  # interrupts accepted since the machine was created
         self.engine = engine or create_engine(board.arch)
         self.engine.map([Mapping(r.start, r.size, r.access, r.mmio) for r in board.regions], self.bus)
         self._flash(image)
@@ -314,7 +327,51 @@ class Machine:
         first if needed); stops early at completion or a crash."""
         if not self._powered:
             self.power_on()
-        return self.engine.run(count)
+        return self._execute(count)
+
+    def _execute(self, budget: int) -> EngineStop:
+        """engine.run(budget) with interrupt delivery at exact boundaries (see the module
+        docstring); just engine.run when no peripheral can interrupt."""
+        engine = self.engine
+        if not self._irq_sources:
+            return engine.run(budget)
+        end = engine.instructions + budget
+        delay = False  # MSP430: the instruction after one that sets GIE runs first
+        while True:
+            now = engine.instructions
+            chunk = end - now
+            if chunk <= 0:
+                return EngineStop(StopKind.LIMIT, engine.pc)
+            held = False
+            if not delay:  # (else: the instruction after EINT runs first)
+                for p in self._irq_sources:
+                    if p.irq_pending():
+                        if engine.interrupt_masked(p.irq, p.irq_priority):
+                            held = True
+                        else:
+                            try:
+                                engine.interrupt(p.irq)
+                            except ValueError as exc:  # e.g. the stack pointer is not in RAM
+                                return EngineStop(StopKind.FAULT, engine.pc, f"interrupt entry failed: {exc}")
+                            self.interrupts_taken += 1
+                        break
+            period = now - self._period_start
+            for p in self._irq_sources:
+                at = p.irq_next()
+                if at is not None and at > period:
+                    chunk = min(chunk, at - period)
+            if held or delay:
+                # step until the CPU unmasks it; SLAU367: after EINT (any GIE set but
+                # RETI's) one more instruction executes before an interrupt is accepted
+                eint = held and self.board.arch == "msp430" and engine.read_memory(engine.pc, 2) != b"\x00\x13"
+                stop = engine.run(1)
+                if stop.kind != StopKind.LIMIT:
+                    return stop
+                delay = eint and not engine.interrupt_masked(0)
+                continue
+            stop = engine.run(chunk)
+            if stop.kind != StopKind.LIMIT or engine.instructions >= end:
+                return stop
 
     # -- running ------------------------------------------------------------------------
     def run(self, fail_after: Iterable[int] | None = None, max_instructions: int | None = None) -> RunResult:
@@ -348,7 +405,7 @@ class Machine:
             if engine.pc in self.input_waits and self.link.rx:
                 stop = self.step_past_exit()  # the host sent something: go and read it
             else:
-                stop = engine.run(min(budget, remaining))
+                stop = self._execute(min(budget, remaining))
             if stop.kind == StopKind.EXIT:
                 if stop.pc in self.input_waits and self.link.rx:
                     continue

@@ -4,7 +4,10 @@ The page holds the outcome counts; a plot of every trial's outcome against its i
 point along the golden run, with the functions the failures fell in marked; a table by
 function and one by source line; and, for each failure class (same outcome and same
 observed output), how often it happened and an `emu run` command that replays one trial.
-The plot is an inline SVG drawn by matplotlib, so the page needs nothing else.
+The plot is an inline SVG drawn by matplotlib, so the page needs nothing else. An
+energy-driven campaign (a sweep of power configurations) adds an energy section: each
+trial's parameters, outcome, latency, MCU energy and power cycles, and latency and energy
+against the trials.
 
 Public name: `write_report`.
 """
@@ -20,7 +23,8 @@ from .campaign import OUTCOMES, CampaignResult, Trial, _schedule
 
 __all__ = ["write_report"]
 
-COLOURS = {"correct": "#4c9a2a", "wrong_output": "#d62728", "crash": "#9467bd", "timeout": "#ff7f0e"}
+COLOURS = {"correct": "#4c9a2a", "wrong_output": "#d62728", "crash": "#9467bd", "timeout": "#ff7f0e",
+           "non_termination": "#8c564b", "starved": "#7f7f7f"}
 
 
 def write_report(result: CampaignResult, directory: str | Path) -> Path:
@@ -33,7 +37,8 @@ def write_report(result: CampaignResult, directory: str | Path) -> Path:
         firmware=html.escape(str(result.firmware)), board=html.escape(result.board),
         golden=f"{result.golden_instructions:,}", trials=f"{len(result.trials):,}",
         counts=_counts_table(result), plot=_plot(result, where),
-        classes=_classes_table(result), functions=_by_function(result, where), lines=_by_line(result, where))
+        classes=_classes_table(result), functions=_by_function(result, where), lines=_by_line(result, where),
+        energy=_energy_section(result))
     path = out / "index.html"
     path.write_text(page)
     return path
@@ -84,6 +89,52 @@ def _plot(result: CampaignResult, where: dict[int, tuple[str, str]]) -> str:
     plt.close(fig)
     svg = buffer.getvalue()
     return svg[svg.index("<svg"):]
+
+
+def _energy_section(result: CampaignResult) -> str:
+    """Energy-driven campaigns: a table of the sweep's trials and a plot of their latency
+    and energy (empty for instruction-count campaigns)."""
+    if result.sweep is None:
+        return ""
+    trials = sorted(result.trials, key=lambda t: _schedule(t.at))
+    names = [name for name, _ in result.sweep.axes]
+
+    def number(value, unit):
+        return "-" if value is None else f"{value:.4g} {unit}"
+
+    rows = []
+    for t in trials:
+        e, params = t.energy or {}, result.sweep.combination(t.at)
+        rows.append(f"<tr><td>{t.at}</td>" + "".join(f"<td>{html.escape(params[n])}</td>" for n in names)
+                    + f'<td class="{t.outcome}">{t.outcome}</td><td>{number(e.get("latency_s"), "s")}</td>'
+                    f'<td>{number(e.get("energy_j"), "J")}</td><td>{e.get("power_cycles", "-")}</td>'
+                    f"<td><code>{html.escape(result.reproduce(t))}</code></td></tr>")
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    table = (f'<table id="energy"><tr><th>trial</th>{head}<th>outcome</th><th>latency</th><th>MCU energy</th>'
+             f"<th>power cycles</th><th>replay</th></tr>" + "".join(rows) + "</table>")
+    return ("<h2>Energy</h2><p>Each trial is one energy-driven run under one combination of the sweep "
+            "(docs/energy.md); latency includes recharges.</p>" + _energy_plot(trials) + table)
+
+
+def _energy_plot(trials: list[Trial]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 2.8))
+    for ax, key, label in ((axes[0], "latency_s", "latency (s)"), (axes[1], "energy_j", "MCU energy (J)")):
+        xs = [t.at for t in trials]
+        ys = [(t.energy or {}).get(key) or 0.0 for t in trials]
+        ax.bar(xs, ys, color=[COLOURS.get(t.outcome, "#333333") for t in trials])
+        ax.set_xlabel("trial (combination of the sweep)")
+        ax.set_ylabel(label)
+    fig.tight_layout()
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    svg = buffer.getvalue()
+    return '<div id="energy-plot">' + svg[svg.index("<svg"):] + "</div>"
 
 
 def _classes_table(result: CampaignResult) -> str:
@@ -139,12 +190,14 @@ table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
 th, td {{ border: 1px solid #ccc; padding: 2px 8px; text-align: left; font-size: 90%; }}
 td.correct {{ color: #4c9a2a; }} td.wrong_output {{ color: #d62728; }}
 td.crash {{ color: #9467bd; }} td.timeout {{ color: #ff7f0e; }}
+td.non_termination {{ color: #8c564b; }} td.starved {{ color: #7f7f7f; }}
 code {{ font-size: 85%; }}
 </style></head><body>
 <h1>Campaign: {title}</h1>
 <p>Firmware <code>{firmware}</code>, board {board}, golden run {golden} instructions, {trials} trials.
 A trial at k fails power after exactly k instructions, then runs to the end with power on.</p>
 {counts}
+{energy}
 <h2>Outcome along the golden run</h2>
 <div id="plot">{plot}</div>
 <h2>Failure classes</h2>

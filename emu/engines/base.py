@@ -7,7 +7,8 @@ emulator library; everything above talks to `Engine`.
 
 Counting rule shared by all engines: `instructions` is the number of instructions that
 retired since it was last set. An instruction that faults, or that sits at an exit
-address, does not retire and is not counted.
+address, does not retire and is not counted. Accepting an interrupt (`interrupt`) is not
+an instruction and is not counted; the handler's return (RETI, an EXC_RETURN branch) is.
 """
 
 from __future__ import annotations
@@ -121,6 +122,24 @@ class Engine(ABC):
         """Every CPU register to its architectural reset value (before the board's reset
         rule sets SP, PC, ...). The default does nothing: the caller writes them all."""
 
+    def interrupt_masked(self, number: int, priority: int = 0) -> bool:
+        """Whether the CPU, in its current state, would hold back interrupt `number`
+        (MSP430: GIE clear; Cortex-M: PRIMASK/FAULTMASK/BASEPRI, or a handler active)."""
+        raise NotImplementedError(f"{type(self).__name__} does not deliver interrupts")
+
+    def stop_soon(self) -> None:
+        """Called during `run` (from an MMIO access): make `run` return, as LIMIT, once
+        the instruction being executed has retired, so that the caller can look at the
+        peripherals again (e.g. an interrupt that was just enabled)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot stop on request")
+
+    def interrupt(self, number: int) -> None:
+        """Accept interrupt `number` now, at the instruction boundary where the CPU is,
+        exactly as the real CPU does (context saved on the stack, interrupts masked, PC
+        from the vector). The caller checks `interrupt_masked` first. MSP430: `number` is
+        the vector address (0xFF80-0xFFFC); Cortex-M: the exception number (16 + IRQ)."""
+        raise NotImplementedError(f"{type(self).__name__} does not deliver interrupts")
+
     @abstractmethod
     def read_memory(self, address: int, size: int) -> bytes:
         """Raw memory (MMIO ranges return their backing bytes, no side effects)."""
@@ -144,8 +163,7 @@ class Engine(ABC):
         `callback(kind, address, size, value, pc, index)` with kind "r" or "w", the value
         written (None for reads), the accessing instruction's address and `index`, the
         number of instructions retired before it (the `instructions` counter). Called in
-        program order. Instruction fetches are not reported. Slow: for analyses (emu war,
-        emu explain), never for campaigns."""
+        program order. Instruction fetches are not reported. Slow: for analyses (emu war, emu explain), never for campaigns."""
         raise NotImplementedError(f"{type(self).__name__} cannot watch memory accesses")
 
     @abstractmethod

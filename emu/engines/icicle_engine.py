@@ -14,6 +14,9 @@ no MMIO callbacks, no memory hooks and no snapshots, so this adapter builds them
   that differ. Both take microseconds.
 * ISA repairs: instructions icicle mis-executes (see docs/msp430-divergences.md) get a
   breakpoint and are executed in Python by `msp430_fixups`.
+* Interrupts: icicle has no interrupt logic; `interrupt` performs the MSP430X acceptance
+  sequence (SLAU367 "Interrupt acceptance") in Python between runs. icicle's RETI (SLEIGH)
+  restores SR and the 20-bit PC from that frame (tests/engines/test_interrupts.py).
 
 icicle counts an instruction whose data access faults in `icount` although it does not
 retire (fetch and decode faults are not counted); the adapter subtracts it back so the
@@ -37,6 +40,7 @@ EC = icicle.ExceptionCode
 RS = icicle.RunStatus
 
 PAGE = 0x400
+GIE, SCG0 = 0x0008, 0x0040  # status register bits
 _PROT = {Access.R: P.ReadOnly, Access.RW: P.ReadWrite, Access.RX: P.ExecuteRead, Access.RWX: P.ExecuteReadWrite}
 # what a tracked page becomes while clean: writes trap
 _CLEAN = {Access.RW: P.ReadOnly, Access.RWX: P.ExecuteRead}
@@ -138,6 +142,7 @@ class IcicleEngine(Engine):
         self._ran = False
         self._stale_code = False
         self._widths: dict[int, int] = {}  # pc -> operand width of MMIO instructions
+        self._stop_soon = False
         self._watch: tuple | None = None  # watch_memory: (ranges, callback)
         self.unwatched_instructions = 0  # watched steps whose accesses the model could not say
 
@@ -212,20 +217,29 @@ class IcicleEngine(Engine):
                 if pc in self._fixups:
                     msp430_fixups.execute(_FixupCpu(self), pc)
                     vm.icount += 1
-                    if vm.icount >= limit:
+                    if vm.icount >= limit or self._stop_soon:
+                        self._stop_soon = False
                         return EngineStop(StopKind.LIMIT, vm.pc)
                     continue
                 raise RuntimeError(f"unexpected breakpoint at {pc:#x}")
             if status != RS.UnhandledException:
                 return EngineStop(StopKind.FAULT, vm.pc, f"engine stopped: {status.name}")
             code, address = vm.exception_code, vm.exception_value
+            if code == EC.CpuStateChanged:
+                # a write to SR's GIE/CPUOFF bits (EINT, ...): the instruction retired and
+                # icicle only reports it (it models no interrupts or sleep): go on
+                if vm.icount >= limit:
+                    return EngineStop(StopKind.EXIT if vm.pc in self._exits else StopKind.LIMIT, vm.pc)
+                continue
             if _counted(code):  # icicle counted the data access's instruction: it did not retire
                 vm.icount -= 1
             if code in (EC.ReadPerm, EC.WritePerm) and self._in_mmio(address):
                 fault = self._complete_mmio(code, address)
                 if fault:
+                    self._stop_soon = False
                     return fault
-                if vm.icount >= limit:
+                if vm.icount >= limit or self._stop_soon:
+                    self._stop_soon = False
                     return EngineStop(StopKind.LIMIT, vm.pc)
                 continue
             if code == EC.WritePerm and self._tracking and self._mark_dirty(address):
@@ -284,8 +298,8 @@ class IcicleEngine(Engine):
                 elif not (code == EC.WritePerm and self._tracking and self._mark_dirty(address)):
                     return EngineStop(StopKind.FAULT, vm.pc, self._describe(code, address))
                 status = vm.step(1)
-                if status != RS.UnhandledException:
-                    break
+                if status != RS.UnhandledException or vm.exception_code == EC.CpuStateChanged:
+                    break  # (CpuStateChanged: it retired, having written SR)
                 code, address = vm.exception_code, vm.exception_value
                 if _counted(code):  # rolled back: try again with this access allowed
                     vm.icount -= 1
@@ -297,6 +311,30 @@ class IcicleEngine(Engine):
         finally:
             for a in opened:
                 vm.mem_protect(a, width, P.NoAccess)
+
+    # -- interrupts ------------------------------------------------------------------------
+    def stop_soon(self) -> None:
+        self._stop_soon = True  # checked when the MMIO instruction has completed
+
+    def interrupt_masked(self, number: int, priority: int = 0) -> bool:
+        return not self.read_register("sr") & GIE
+
+    def interrupt(self, number: int) -> None:
+        """MSP430X interrupt acceptance (SLAU367 4.3.4.1): push PC[15:0], then the SR word
+        with PC[19:16] in its bits 15:12 (SR[11:0] below); clear SR except SCG0 (GIE,
+        CPUOFF, OSCOFF, SCG1 cleared: the CPU leaves any low-power mode); PC = the 16-bit
+        word at the vector address `number`. Retires no instruction."""
+        if not 0xFF80 <= number <= 0xFFFC or number & 1:
+            raise ValueError(f"MSP430 interrupt vector address {number:#x} is not in 0xFF80-0xFFFC")
+        cpu = _FixupCpu(self)  # stack writes go where the CPU's would (dirty tracking, MMIO)
+        pc, sr = self._vm.pc & 0xFFFFF, self.read_register("sr")
+        sp = (self.read_register("sp") - 2) & 0xFFFFF
+        cpu.write_memory(sp, (pc & 0xFFFF).to_bytes(2, "little"))
+        sp = (sp - 2) & 0xFFFFF
+        cpu.write_memory(sp, (((pc >> 4) & 0xF000) | (sr & 0x0FFF)).to_bytes(2, "little"))
+        self.write_register("sp", sp)
+        self.write_register("sr", sr & SCG0)
+        self._vm.pc = int.from_bytes(self._vm.mem_read(number, 2), "little")
 
     # -- registers and memory --------------------------------------------------------------
     @property

@@ -23,8 +23,14 @@ What it adds to Unicorn, and why:
   EXIT is reported; a run that starts on an exit returns EXIT at once). FAULT:
   invalid instruction, unmapped access, write to a read-only region, fetch from a
   non-executable region, or a CPU exception Unicorn does not model for Cortex-M
-  (SVC, BKPT, ...): the faulting instruction did not retire, is not counted, and
-  pc and `EngineStop.pc` are its address. A data fault inside an IT block is
+  (BKPT, ...; SVC without an SVCall handler): the faulting instruction did not retire,
+  is not counted, and pc and `EngineStop.pc` are its address.
+
+* Exceptions. Unicorn models neither exception entry nor return on M-profile: QEMU
+  raises EXCP_SWI for `svc` and EXCP_EXCEPTION_EXIT for a branch to an EXC_RETURN value
+  in handler mode, and Unicorn stops (UC_HOOK_INTR). `interrupt()` (asked for by the
+  machine between runs), SVC and exception return are done here in Python, once per
+  exception: the ARMv7-M stacking, EXC_RETURN, IPSR and vector fetch. A data fault inside an IT block is
   reported at the faulting instruction, but Unicorn has run the rest of that
   block (and the block's unit stays counted: its IT instruction retired).
 
@@ -165,7 +171,7 @@ _ERR_FAULTS = {
 # QEMU's EXCP_* numbers (target/arm/cpu.h) as seen by UC_HOOK_INTR
 _EXCEPTIONS = {
     1: "undefined instruction", 2: "SVC (supervisor call)", 3: "prefetch abort", 4: "data abort",
-    5: "IRQ", 6: "FIQ", 7: "BKPT (breakpoint)", 8: "exception return (EXC_RETURN), not modelled",
+    5: "IRQ", 6: "FIQ", 7: "BKPT (breakpoint)", 8: "exception return (EXC_RETURN)",
     16: "semihosting call", 17: "coprocessor access (NOCP)", 18: "invalid state (INVSTATE)",
     22: "unaligned access (UNALIGNED)",
 }
@@ -209,6 +215,9 @@ def _check_layout() -> None:
 
 
 _check_layout()
+
+_EXCP_SWI, _EXCP_EXCEPTION_EXIT = 2, 8  # QEMU's EXCP_* numbers (see _EXCEPTIONS)
+_VTOR, _CCR = 0xE000_ED08, 0xE000_ED14  # System Control Block (ARMv7-M B3.2)
 
 _NO_ADDRESS = (1 << 64) - 1  # last_addr before the first hooked instruction of a run
 _EMU_START = uclib.uc_emu_start
@@ -455,6 +464,13 @@ class UnicornEngine(Engine):
                 return self._fault(err)
             _REG_READ(uch, A.UC_ARM_REG_PC, ref)
             pc = u32.value
+            if c.intr_seen and c.intno in (_EXCP_SWI, _EXCP_EXCEPTION_EXIT):
+                stop = self._exception(c.intno, pc)
+                if stop is not None:
+                    return stop
+                if c.count >= c.limit:
+                    return EngineStop(StopKind.LIMIT, self.pc)
+                continue
             if c.stop_pending:
                 return EngineStop(StopKind.LIMIT, pc)
             if c.intr_seen:
@@ -494,6 +510,122 @@ class UnicornEngine(Engine):
         else:
             reason = _ERR_FAULTS.get(err, f"unicorn error {err}")
         return EngineStop(StopKind.FAULT, pc, reason)
+
+    # -- exceptions ---------------------------------------------------------------------
+    # Unicorn (QEMU with the M-profile handled by Unicorn's hooks) models neither exception
+    # entry nor return for Cortex-M: QEMU raises EXCP_SWI for SVC and EXCP_EXCEPTION_EXIT
+    # for a branch to EXC_RETURN in handler mode, and Unicorn stops. Both are done here in
+    # Python, once per exception (ARMv7-M ARM B1.5.6 ExceptionEntry, B1.5.8 ExceptionReturn).
+    def interrupt_masked(self, number: int, priority: int = 0) -> bool:
+        """PRIMASK or FAULTMASK set, BASEPRI at or above `priority` (NVIC priority
+        value, 0 = highest), or a handler running: exceptions do not nest here (every
+        configurable priority is treated as equal to the active one)."""
+        if self._read(A.UC_ARM_REG_XPSR) & 0x1FF:
+            return True
+        with self._privileged():
+            if self._read(A.UC_ARM_REG_PRIMASK) & 1 or self._read(A.UC_ARM_REG_FAULTMASK) & 1:
+                return True
+            basepri = self._read(A.UC_ARM_REG_BASEPRI) & 0xFF
+        return bool(basepri) and priority >= basepri
+
+    def stop_soon(self) -> None:
+        # the code hook has counted the executing instruction: it stops before the next
+        c = self._c
+        if self._running:
+            c.limit = min(c.limit, c.count)
+
+    def interrupt(self, number: int) -> None:
+        """Exception entry for exception `number` (16 + IRQ) at the current boundary."""
+        if not 2 <= number < 512:
+            raise ValueError(f"Cortex-M exception number {number} is out of range")
+        self._enter(number, self.pc)
+
+    def _enter(self, number: int, return_address: int) -> None:
+        """Push the 8-word frame (R0-R3, R12, LR, return address, xPSR) on the current
+        stack, 8-byte aligned when CCR.STKALIGN is set (xPSR bit 9 records the padding);
+        LR = EXC_RETURN; IPSR = number; PC = the vector at VTOR + 4 * number."""
+        xpsr = self._read(A.UC_ARM_REG_XPSR)
+        ipsr = xpsr & 0x1FF
+        control = self._read(A.UC_ARM_REG_CONTROL)
+        use_psp = not ipsr and control & 2
+        with self._privileged():
+            sp = self._read(A.UC_ARM_REG_PSP if use_psp else A.UC_ARM_REG_MSP)
+        stkalign = self._system_word(_CCR) >> 9 & 1
+        pad = (sp >> 2 & 1) & stkalign
+        frame = (sp - 0x20) & ~(pad << 2) & 0xFFFF_FFFF
+        words = [self._read(A.UC_ARM_REG_R0 + i) for i in range(4)]
+        words += [self._read(A.UC_ARM_REG_R12), self._read(A.UC_ARM_REG_LR), return_address & ~1,
+                  (xpsr & ~(1 << 9)) | pad << 9]
+        self._stack_write(frame, b"".join(w.to_bytes(4, "little") for w in words))
+        with self._privileged():
+            self._write(A.UC_ARM_REG_PSP if use_psp else A.UC_ARM_REG_MSP, frame)
+        self._write(A.UC_ARM_REG_LR, 0xFFFF_FFF1 if ipsr else (0xFFFF_FFFD if use_psp else 0xFFFF_FFF9))
+        self._write(A.UC_ARM_REG_IPSR, number)  # handler mode: QEMU switches SP to the MSP
+        self._write(A.UC_ARM_REG_APSR_NZCV, xpsr & 0xF000_0000)  # refresh QEMU's mode flags
+        vtor = self._system_word(_VTOR) & ~0x7F
+        handler = int.from_bytes(self.read_memory(vtor + 4 * number, 4), "little")
+        self._c.it_lo = self._c.it_hi = 0
+        self.pc = handler
+
+    def _exception(self, intno: int, raw_pc: int) -> EngineStop | None:
+        """SVC (entry to SVCall, the SVC retired) or exception return (the branch
+        retired); None when done, else the fault to report."""
+        c = self._c
+        where = c.last_addr
+        if intno == _EXCP_SWI:
+            with self._privileged():
+                masked = self._read(A.UC_ARM_REG_PRIMASK) & 1 or self._read(A.UC_ARM_REG_FAULTMASK) & 1
+            vtor = self._system_word(_VTOR) & ~0x7F
+            vector = int.from_bytes(self.read_memory(vtor + 4 * 11, 4), "little")
+            if masked or self._read(A.UC_ARM_REG_XPSR) & 0x1FF or not vector & 1:
+                # the real CPU escalates to HardFault (masked, or SVC in a handler, which
+                # this model does not nest) or faults on a vector without the Thumb bit
+                # (no handler installed): reported as the SVC's fault
+                return self._fault(None)
+            c.last_counted = 0  # the SVC retired
+            self._enter(11, where + 2)
+            return None
+        excret = raw_pc | 1  # QEMU has branched to it (bit 0 is the Thumb bit)
+        if excret not in (0xFFFF_FFF1, 0xFFFF_FFF9, 0xFFFF_FFFD):
+            return EngineStop(StopKind.FAULT, where, f"exception return to invalid EXC_RETURN {excret:#x}")
+        c.last_counted = 0
+        use_psp = excret & 4
+        with self._privileged():
+            frame = self._read(A.UC_ARM_REG_PSP if use_psp else A.UC_ARM_REG_MSP)
+        data = self.read_memory(frame, 32)
+        r = [int.from_bytes(data[i : i + 4], "little") for i in range(0, 32, 4)]
+        xpsr = r[7]
+        if bool(excret & 8) != (xpsr & 0x1FF == 0):
+            return EngineStop(StopKind.FAULT, where, "exception return to thread mode with a stacked IPSR "
+                              f"of {xpsr & 0x1FF} (INVPC)")
+        for i in range(4):
+            self._write(A.UC_ARM_REG_R0 + i, r[i])
+        self._write(A.UC_ARM_REG_R12, r[4])
+        self._write(A.UC_ARM_REG_LR, r[5])
+        sp = (frame + 0x20 + (4 if xpsr >> 9 & 1 and self._system_word(_CCR) >> 9 & 1 else 0)) & 0xFFFF_FFFF
+        with self._privileged():
+            self._write(A.UC_ARM_REG_PSP if use_psp else A.UC_ARM_REG_MSP, sp)
+        self._write(A.UC_ARM_REG_IPSR, xpsr & 0x1FF)
+        if excret & 8:  # thread mode, on the stack EXC_RETURN names (SPSEL selects the bank)
+            control = self._read(A.UC_ARM_REG_CONTROL)
+            if bool(control & 2) != bool(use_psp):
+                with self._privileged(keep=True):
+                    self._write(A.UC_ARM_REG_CONTROL, (control & ~2) | (2 if use_psp else 0))
+        self._write(A.UC_ARM_REG_XPSR_NZCVQG, xpsr)
+        self._write(A.UC_ARM_REG_APSR_NZCV, xpsr & 0xF000_0000)  # refresh QEMU's mode flags
+        self._c.it_lo = self._c.it_hi = 0
+        self.pc = r[6]
+        return None
+
+    def _system_word(self, address: int) -> int:
+        """A System Control Block register as the CPU's exception logic sees it."""
+        return self._bus.read(address, 4) if self._bus is not None else 0
+
+    def _stack_write(self, address: int, data: bytes) -> None:
+        for s, a, b in self._pieces(address, len(data)):
+            if s.host_offset is None:
+                raise ValueError(f"exception stacking at {address:#x} is not in RAM")
+        self.write_memory(address, data)
 
     def _opcode(self, pc: int) -> str:
         try:

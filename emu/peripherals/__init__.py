@@ -9,19 +9,21 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from .base import Link, Peripheral
-from .cortex_m import STM32USART, SysTick, SystemControlBlock
-from .msp430 import CS, EUSCIA, MPY32, PMM, WDT_A
+from .base import Link, Peripheral, PowerView, Supply
+from .cortex_m import STM32USART, SysTick, SystemControlBlock, stm32_pvd
+from .msp430 import COMP_E, CS, EUSCIA, MPY32, PMM, WDT_A
 
-__all__ = ["Link", "Peripheral", "PeripheralBus", "build_bus"]
+__all__ = ["Link", "Peripheral", "PeripheralBus", "build_bus", "PowerView", "Supply"]
 
 _FACTORIES: dict[str, Callable[[Link], list[Peripheral]]] = {
     "msp430-eusci-a0": lambda link: [EUSCIA(0x05C0, "eusci_a0", link)],
     "msp430-mpy32": lambda link: [MPY32(0x04C0)],
     "msp430-system": lambda link: [WDT_A(), PMM(), CS()],
+    "msp430-comp-e": lambda link: [COMP_E(0x08C0)],
     "stm32-usart1": lambda link: [STM32USART(0x4001_3800, "usart1", link)],
     "cortex-m-systick": lambda link: [SysTick(0xE000_E010)],
     "cortex-m-scb": lambda link: [SystemControlBlock(0xE000_ED00)],
+    "stm32-pvd": lambda link: stm32_pvd(),  # PWR (PVD), EXTI line 16, NVIC
 }
 
 
@@ -34,6 +36,8 @@ class PeripheralBus:
         self._on_unmodeled = on_unmodeled
         self.unmodeled: set[int] = set()
         self._touched: set[int] = set()  # peripherals accessed since the last reset
+        #: called after a write to a peripheral that `affects_irq` (set by the machine)
+        self.irq_changed: Callable[[], None] | None = None
 
     def _find(self, address: int) -> Peripheral | None:
         for i, p in enumerate(self.peripherals):
@@ -62,6 +66,8 @@ class PeripheralBus:
         p = self._find(address)
         if p is not None:
             p.write(address - p.base, size, value)
+            if p.affects_irq and self.irq_changed is not None:
+                self.irq_changed()
             return
         self._note(address)
         for i, b in enumerate(value.to_bytes(size, "little")):

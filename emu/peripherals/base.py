@@ -1,10 +1,34 @@
-"""What a peripheral model is."""
+"""What a peripheral model is, and the small interfaces peripherals use to request
+interrupts (`Peripheral.irq`, `irq_pending`, `irq_next`) and to watch the supply voltage
+(`PowerView`, `Supply`)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Protocol
 
-__all__ = ["Peripheral", "Link"]
+__all__ = ["Peripheral", "Link", "PowerView", "Supply"]
+
+
+class Supply(Protocol):
+    """The supply (capacitor) voltage of the current power-on period, as a voltage
+    monitor sees it. Set by an energy-driven run (`emu.power`); None otherwise."""
+
+    #: the trip level of the board's power-warning input in volts (`v_warn` of the power
+    #: config: the board's divider on the comparator input), None if not wired
+    v_warn: float | None
+
+    def falls_below(self, level: float) -> int | None:
+        """Instructions into the period at whose boundary the voltage is below `level`
+        for the first time (0: from power-on); None: not in this period."""
+
+
+class PowerView(Protocol):
+    """What the machine shows a peripheral of the power state."""
+
+    supply: Supply | None  # None: continuous power, the voltage never falls
+
+    @property
+    def period_instructions(self) -> int: ...
 
 
 class Link:
@@ -37,6 +61,26 @@ class Peripheral:
     size: int = 0
     #: called with the machine's clock in instructions (for timers); set by the machine
     clock: Callable[[], int] | None = None
+    #: the machine's power state (for voltage monitors); set by the machine
+    power: PowerView | None = None
+    #: the interrupt this peripheral requests: an MSP430 vector address or a Cortex-M
+    #: exception number; None for peripherals that never interrupt
+    irq: int | None = None
+    #: its priority where the CPU has configurable ones (Cortex-M NVIC value, 0 highest)
+    irq_priority: int = 0
+    #: writes to it may make an interrupt pending or move `irq_next` of some source
+    #: (the machine then re-plans its run at once)
+    affects_irq: bool = False
+
+    def irq_pending(self) -> bool:
+        """Whether the interrupt is requested now (flag and enable set)."""
+        return False
+
+    def irq_next(self) -> int | None:
+        """Instructions into the current power-on period at which `irq_pending` may
+        become true by itself (an edge of a monitored voltage); None if not known to
+        happen. The machine stops its run there to check."""
+        return None
 
     def reset(self) -> None:
         raise NotImplementedError

@@ -1,13 +1,16 @@
-"""Cortex-M4 board peripherals: STM32L4 USART, SysTick and the System Control Block.
+"""Cortex-M4 board peripherals: STM32L4 USART, SysTick, the System Control Block, and the
+power-warning path: PWR's programmable voltage detector (PVD) through EXTI line 16 to the
+PVD_PVM interrupt (IRQ 1) of the NVIC.
 
-USART register layout and flags follow ST RM0351 (STM32L4x5/L4x6 reference manual);
-SysTick and SCB follow the ARMv7-M Architecture Reference Manual."""
+USART, PWR and EXTI register layouts and flags follow ST RM0351 (STM32L4x5/L4x6 reference
+manual); SysTick, SCB and NVIC follow the ARMv7-M Architecture Reference Manual."""
 
 from __future__ import annotations
 
 from .base import Link, Peripheral, RegisterFile
 
-__all__ = ["STM32USART", "SysTick", "SystemControlBlock"]
+__all__ = ["STM32USART", "SysTick", "SystemControlBlock", "NVIC", "STM32PWR", "STM32EXTI", "stm32_pvd",
+           "PVD_PVM_EXCEPTION"]
 
 CR1, BRR, ISR, ICR, RQR, RDR, TDR = 0x00, 0x0C, 0x1C, 0x20, 0x18, 0x24, 0x28
 UE, RE, TE = 1 << 0, 1 << 2, 1 << 3
@@ -160,3 +163,199 @@ class SystemControlBlock(Peripheral):
         if offset == 0x0C and (value >> 16) != 0x05FA:
             return  # AIRCR writes without VECTKEY are ignored
         self.regs = RegisterFile.put(self.regs, offset, size, value)
+
+
+class NVIC(Peripheral):
+    """Interrupt set/clear-enable (ISER/ICER) and priority (IPR) registers, the part the
+    firmware's interrupt set-up writes. Pending and active state live with the sources
+    (a level request is pending while its flag is set); ISPR/ICPR/IABR keep what is
+    written."""
+
+    name = "nvic"
+    size = 0x400  # 0xE000E100-0xE000E4FF
+    affects_irq = True
+
+    def __init__(self, base: int = 0xE000_E100):
+        self.base = base
+        self.reset()
+
+    def reset(self) -> None:
+        self.enabled = 0  # bit n: IRQ n enabled
+        self.priorities = b"\0" * 240
+        self.regs = {}
+
+    def is_enabled(self, irq: int) -> bool:
+        return bool(self.enabled >> irq & 1)
+
+    def priority(self, irq: int) -> int:
+        return self.priorities[irq]
+
+    def read(self, offset: int, size: int) -> int:
+        if offset < 0x100:  # ISER0-7 (0x000) and ICER0-7 (0x080) read the enable bits
+            shift = 32 * ((offset & 0x7F) // 4) + 8 * (offset & 3)
+            return (self.enabled >> shift) & ((1 << 8 * size) - 1)
+        if 0x300 <= offset < 0x300 + len(self.priorities):
+            n = offset - 0x300
+            return int.from_bytes(self.priorities[n : n + size], "little")
+        return RegisterFile.get(self.regs, offset, size)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        if offset < 0x100:
+            bits = (value & ((1 << 8 * size) - 1)) << 32 * ((offset & 0x7F) // 4) + 8 * (offset & 3)
+            self.enabled = self.enabled | bits if offset < 0x80 else self.enabled & ~bits
+        elif 0x300 <= offset < 0x300 + len(self.priorities):
+            n = offset - 0x300
+            data = bytearray(self.priorities)
+            # the Cortex-M4 in STM32L4 implements the top 4 priority bits
+            data[n : n + size] = bytes(b & 0xF0 for b in value.to_bytes(size, "little"))
+            self.priorities = bytes(data[: len(self.priorities)])
+        else:
+            self.regs = RegisterFile.put(self.regs, offset, size, value)
+
+
+# PWR (RM0351 5.4): CR2 PVDE (bit 0) and PLS (bits 3:1); SR2 PVDO (bit 11) is set while
+# VDD is below the selected level.
+PWR_CR1, PWR_CR2, PWR_SR2 = 0x00, 0x04, 0x14
+PVDE, PVDO = 0x1, 1 << 11
+#: PVD falling thresholds per PLS (RM0351 PWR_CR2; STM32L4 datasheet "PVD" levels);
+#: PLS = 7 compares the PVD_IN pin with VREFINT: the board's divider, i.e. `v_warn`.
+PVD_LEVELS = (2.0, 2.2, 2.4, 2.5, 2.6, 2.8, 2.9)
+
+
+class STM32PWR(Peripheral):
+    """The power controller's programmable voltage detector. PVDO rises when the supply
+    falls below the level PLS selects (PLS = 7: the PVD_IN pin, wired on this board to a
+    divider of the capacitor voltage, trips at the power config's `v_warn`)."""
+
+    name = "pwr"
+    size = 0x400
+    affects_irq = True
+
+    def __init__(self, base: int = 0x4000_7000):
+        self.base = base
+        self.reset()
+
+    def reset(self) -> None:
+        self.cr2 = 0
+        self.on_at = 0  # period instructions when PVDE was set
+        self.regs = RegisterFile.put({}, PWR_CR1, 4, 0x0000_0200)  # VOS = range 1
+
+    def _now(self) -> int:
+        return self.power.period_instructions if self.power is not None else 0
+
+    def crossing(self) -> int | None:
+        """Period instruction count at which PVDO rises (None: never in this period)."""
+        supply = self.power.supply if self.power is not None else None
+        if not self.cr2 & PVDE or supply is None:
+            return None
+        pls = self.cr2 >> 1 & 7
+        level = supply.v_warn if pls == 7 else PVD_LEVELS[pls]
+        return None if level is None else supply.falls_below(level)
+
+    def pvdo(self) -> bool:
+        at = self.crossing()
+        return at is not None and self._now() >= at
+
+    def read(self, offset: int, size: int) -> int:
+        if offset & ~3 == PWR_CR2:
+            value = self.cr2
+        elif offset & ~3 == PWR_SR2:
+            value = PVDO if self.pvdo() else 0
+        else:
+            return RegisterFile.get(self.regs, offset, size)
+        return (value >> 8 * (offset & 3)) & ((1 << 8 * size) - 1)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        if offset == PWR_CR2:
+            if value & PVDE and not self.cr2 & PVDE:
+                self.on_at = self._now()
+            self.cr2 = value & 0x7FF
+        elif offset & ~3 == PWR_SR2:
+            pass  # read-only
+        else:
+            self.regs = RegisterFile.put(self.regs, offset, size, value)
+
+
+# EXTI (RM0351 14.5): line 16 is the PVD output; a rising edge is VDD falling below the
+# threshold. PR1 is write-1-to-clear.
+EXTI_IMR1, EXTI_EMR1, EXTI_RTSR1, EXTI_FTSR1, EXTI_SWIER1, EXTI_PR1 = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
+PVD_LINE = 1 << 16
+PVD_PVM_IRQ = 1  # STM32L4 vector table position of PVD_PVM
+PVD_PVM_EXCEPTION = 16 + PVD_PVM_IRQ
+
+
+class STM32EXTI(Peripheral):
+    """EXTI line 16 (PVD): PR1 bit 16 is set on the PVD output's rising edge when RTSR1
+    selects it (or by SWIER1); the PVD_PVM interrupt is requested while PR1 and IMR1 have
+    bit 16 and the NVIC enables IRQ 1. Other lines keep what is written."""
+
+    name = "exti"
+    size = 0x400
+    irq = PVD_PVM_EXCEPTION
+    affects_irq = True
+
+    def __init__(self, pwr: STM32PWR, nvic: NVIC, base: int = 0x4001_0400):
+        self.base, self.pwr, self.nvic = base, pwr, nvic
+        self.reset()
+
+    def reset(self) -> None:
+        self.imr1 = 0xFF82_0000  # reset value: the direct (non-configurable) lines unmasked
+        self.rtsr1 = 0
+        self.pr1 = 0
+        self.edge_done = False
+        self.regs = {}
+
+    def _edge(self) -> int | None:
+        if self.edge_done or not self.rtsr1 & PVD_LINE:
+            return None
+        at = self.pwr.crossing()
+        return at if at is not None and at > self.pwr.on_at else None
+
+    def _sync(self) -> None:
+        at = self._edge()
+        if at is not None and self.pwr._now() >= at:
+            self.edge_done = True
+            self.pr1 |= PVD_LINE
+
+    def irq_pending(self) -> bool:
+        self._sync()
+        return bool(self.pr1 & self.imr1 & PVD_LINE) and self.nvic.is_enabled(PVD_PVM_IRQ)
+
+    def irq_next(self) -> int | None:
+        return self._edge()
+
+    @property
+    def irq_priority(self) -> int:  # type: ignore[override]
+        return self.nvic.priority(PVD_PVM_IRQ)
+
+    def read(self, offset: int, size: int) -> int:
+        self._sync()
+        word = offset & ~3
+        if word == EXTI_IMR1:
+            value = self.imr1
+        elif word == EXTI_RTSR1:
+            value = self.rtsr1
+        elif word == EXTI_PR1:
+            value = self.pr1
+        else:
+            return RegisterFile.get(self.regs, offset, size)
+        return (value >> 8 * (offset & 3)) & ((1 << 8 * size) - 1)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        self._sync()
+        if offset == EXTI_IMR1:
+            self.imr1 = value
+        elif offset == EXTI_RTSR1:
+            self.rtsr1 = value & 0x007F_FFFF
+        elif offset == EXTI_SWIER1:
+            self.pr1 |= value & self.imr1 & 0x007F_FFFF  # software trigger of unmasked lines
+        elif offset == EXTI_PR1:
+            self.pr1 &= ~value  # write 1 to clear
+        else:
+            self.regs = RegisterFile.put(self.regs, offset, size, value)
+
+
+def stm32_pvd() -> list[Peripheral]:
+    """PWR, EXTI and NVIC wired together (the PVD interrupt path)."""
+    pwr, nvic = STM32PWR(), NVIC()
+    return [pwr, STM32EXTI(pwr, nvic), nvic]

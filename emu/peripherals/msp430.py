@@ -1,12 +1,12 @@
 """MSP430FR5994 peripherals: eUSCI_A UART, MPY32 multiplier, password-protected system
-registers (watchdog, PMM, clock system). Register maps follow TI's MSP430FR58xx/59xx/
+registers (watchdog, PMM, clock system), Comparator_E (the power-warning interrupt). Register maps follow TI's MSP430FR58xx/59xx/
 68xx/69xx Family User's Guide (SLAU367) and the MSP430FR5994 datasheet (SLASE54)."""
 
 from __future__ import annotations
 
 from .base import Link, Peripheral, RegisterFile
 
-__all__ = ["EUSCIA", "MPY32", "PasswordBlock", "WDT_A", "PMM", "CS"]
+__all__ = ["EUSCIA", "MPY32", "PasswordBlock", "WDT_A", "PMM", "CS", "COMP_E", "COMP_E_VECTOR"]
 
 # eUSCI_A register offsets
 CTLW0, CTLW1, BRW, MCTLW, STATW, RXBUF, TXBUF, ABCTL, IRCTL, IE, IFG, IV = (
@@ -264,3 +264,127 @@ def PMM(base: int = 0x0120) -> PasswordBlock:
 def CS(base: int = 0x0160) -> PasswordBlock:
     # CSCTL0 0x0160 (password 0xA5, reads 0x96); DCO 1 MHz default
     return PasswordBlock("cs", base, 0x10, 0xA5, 0x96, 0, {2: 0x0006, 4: 0x0033, 6: 0x0033, 8: 0x00C0})
+
+
+# Comparator_E (SLAU367 chapter "Comparator_E"; base 0x08C0 and vector 0xFFF8, priority
+# 60, from the MSP430FR5994 datasheet SLASE54, peripheral file map and interrupt vector
+# table)
+COMP_E_VECTOR = 0xFFF8
+CECTL0, CECTL1, CECTL2, CECTL3, CEINT, CEIV = 0x00, 0x02, 0x04, 0x06, 0x0C, 0x0E
+CEOUT, CEOUTPOL, CEIES, CEON = 0x0001, 0x0002, 0x0008, 0x0400
+CERSEL = 0x0020  # CECTL2: the reference goes to the V- terminal (the input to V+)
+CEIFG, CEIIFG, CERDYIFG, CEIE, CEIIE, CERDYIE = 0x0001, 0x0002, 0x0010, 0x0100, 0x0200, 0x1000
+
+
+class COMP_E(Peripheral):
+    """Comparator_E watching the supply: the board wires the capacitor voltage (through
+    a divider) to a comparator input and the firmware compares it with the reference
+    (CERSEL = 1: reference on V-, so the output is high while the supply is above the
+    trip level). The trip level is the power config's `v_warn` (on the real board: the
+    divider and the reference ladder the firmware selects; which CEx channel is used is not
+    modelled). The comparator output edge when the supply falls below it sets CEIFG or
+    CEIIFG per CEIES and CEOUTPOL, as on the part; CEIV reads and clears the highest
+    flag; CERDYIFG is set when the comparator is switched on (reference ready at once).
+    Without an energy-driven supply the voltage never falls, so no edge ever happens."""
+
+    name = "comp_e"
+    size = 0x10
+    irq = COMP_E_VECTOR
+    affects_irq = True
+
+    def __init__(self, base: int = 0x08C0):
+        self.base = base
+        self.reset()
+
+    def reset(self) -> None:
+        self.ctl1 = 0
+        self.ctl2 = 0
+        self.flags = 0  # CEINT
+        self.on_at = 0  # period instructions when CEON was set
+        self.edge_done = False  # the supply's falling crossing has been seen (or cannot be)
+        self.regs = {}
+
+    # the supply
+    def _now(self) -> int:
+        return self.power.period_instructions if self.power is not None else 0
+
+    def _crossing(self) -> int | None:
+        supply = self.power.supply if self.power is not None else None
+        if supply is None or supply.v_warn is None:
+            return None
+        return supply.falls_below(supply.v_warn)
+
+    def _edge(self) -> int | None:
+        """Period instruction count of the output edge still to come, if any."""
+        if not self.ctl1 & CEON or self.edge_done:
+            return None
+        at = self._crossing()
+        return at if at is not None and at > self.on_at else None
+
+    def _sync(self) -> None:
+        at = self._edge()
+        if at is not None and self._now() >= at:
+            self.edge_done = True
+            out_falls = bool(self.ctl2 & CERSEL) != bool(self.ctl1 & CEOUTPOL)
+            self.flags |= CEIFG if out_falls == bool(self.ctl1 & CEIES) else CEIIFG
+
+    def _out(self) -> int:
+        if not self.ctl1 & CEON:
+            return 0
+        at = self._crossing()
+        above = at is None or self._now() < at
+        high = above if self.ctl2 & CERSEL else not above
+        return int(high) ^ (1 if self.ctl1 & CEOUTPOL else 0)
+
+    # the interrupt
+    def irq_pending(self) -> bool:
+        self._sync()
+        f = self.flags
+        return bool(f & CEIFG and f & CEIE or f & CEIIFG and f & CEIIE or f & CERDYIFG and f & CERDYIE)
+
+    def irq_next(self) -> int | None:
+        return self._edge()
+
+    # registers
+    def read(self, offset: int, size: int) -> int:
+        self._sync()
+        word = offset & ~1
+        if word == CECTL1:
+            value = (self.ctl1 & ~CEOUT) | self._out()
+        elif word == CECTL2:
+            value = self.ctl2
+        elif word == CEINT:
+            value = self.flags
+        elif word == CEIV:
+            value = 0
+            for flag, iv in ((CEIFG, 0x02), (CEIIFG, 0x04), (CERDYIFG, 0x0A)):
+                if self.flags & flag:
+                    value = iv
+                    self.flags &= ~flag  # reading CEIV clears the highest pending flag
+                    break
+        else:
+            return RegisterFile.get(self.regs, offset, size)
+        return (value >> 8 * (offset & 1)) & ((1 << 8 * size) - 1)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        self._sync()
+        word = offset & ~1
+        if size == 1:  # byte access to one half of a word register
+            shift = 8 * (offset & 1)
+            old = {CECTL1: self.ctl1, CECTL2: self.ctl2, CEINT: self.flags}.get(word)
+            if old is not None:
+                value = (old & ~(0xFF << shift)) | ((value & 0xFF) << shift)
+        if word == CECTL1:
+            was_on = self.ctl1 & CEON
+            self.ctl1 = value & 0x1FFE  # CEOUT is read-only
+            if self.ctl1 & CEON and not was_on:
+                self.on_at, self.edge_done = self._now(), False
+                self.flags |= CERDYIFG
+        elif word == CECTL2:
+            self.ctl2 = value & 0xFFFF
+        elif word == CEINT:
+            self.flags = value & (CEIFG | CEIIFG | CERDYIFG | CEIE | CEIIE | CERDYIE)
+        elif word == CEIV:
+            pass  # read-only
+        else:
+            self.regs = RegisterFile.put(self.regs, offset, size, value)

@@ -13,6 +13,7 @@
     [supervisor]
     v_on = "2.8V"
     v_off = "1.8V"
+    v_warn = "2.2V"             # optional: power-warning trip level (COMP_E / PVD_IN input)
 
     [regulator]                 # optional: switching regulator, MCU draws constant power
     efficiency = 0.85           # or "85%"
@@ -76,8 +77,13 @@ class PowerConfig:
     max_time: float | None = None  # seconds of device time
     stall_cycles: int = 3
     source: str = ""
+    #: trip level of the board's power-warning comparator input (MSP430 COMP_E, STM32
+    #: PVD_IN): the firmware's warning interrupt fires when the capacitor falls below it
+    v_warn: float | None = None
 
     def __post_init__(self):
+        if self.v_warn is not None and not self.v_warn > 0:
+            raise EmuError(f"v_warn must be > 0 (got {self.v_warn} V)")
         if self.stall_cycles < 2:
             raise EmuError(f"stall_cycles must be >= 2 (got {self.stall_cycles})")
         if self.max_time is not None and not self.max_time > 0:
@@ -100,6 +106,7 @@ class PowerConfig:
             "v_max": cap.v_max,
             "v_on": self.supervisor.v_on,
             "v_off": self.supervisor.v_off,
+            "v_warn": self.v_warn,
             "regulator": None if self.regulator is None else
             {"efficiency": self.regulator.efficiency, "v_out": self.regulator.v_out},
             "mcu_overrides": dict(self.mcu),
@@ -151,7 +158,8 @@ def parse_leakage(text: str | float) -> tuple[float, float | None]:
 def power_config(*, harvester: str | Harvester | None = None, capacitance: str | float | None = None,
                  v_on: str | float | None = None, v_off: str | float | None = None,
                  leakage: str | None = None, efficiency: str | float | None = None,
-                 v_initial: str | float | None = None, base: PowerConfig | None = None,
+                 v_initial: str | float | None = None, v_warn: str | float | None = None,
+                 base: PowerConfig | None = None,
                  base_dir: str | Path | None = None) -> PowerConfig:
     """A config from command-line strings (`--harvester const:1mW --capacitor 100uF
     --v-on 2.8 --v-off 1.8 [--leakage 1uA] [--efficiency 0.85]`), each overriding `base`
@@ -186,16 +194,17 @@ def power_config(*, harvester: str | Harvester | None = None, capacitance: str |
     if efficiency is not None:
         regulator = Regulator(parse_fraction(efficiency, what="regulator efficiency"),
                               regulator.v_out if regulator else None)
+    warn = parse_quantity(v_warn, "V", what="v_warn") if v_warn is not None else (base.v_warn if base else None)
     return PowerConfig(h, capacitor, supervisor, regulator,
                        dict(base.mcu) if base else {}, base.max_time if base else None,
-                       base.stall_cycles if base else 3, base.source if base else "")
+                       base.stall_cycles if base else 3, base.source if base else "", warn)
 
 
 # -- TOML -------------------------------------------------------------------------------------
 _SECTIONS = {
     "harvester": ("kind", "power", "current", "period", "duty", "file", "loop"),
     "capacitor": ("capacitance", "leakage", "leakage_current", "leakage_resistance", "v_initial", "v_max"),
-    "supervisor": ("v_on", "v_off"),
+    "supervisor": ("v_on", "v_off", "v_warn"),
     "regulator": ("efficiency", "v_out"),
     "mcu": ("frequency", "current_per_mhz", "v_supply", "cpi", "nv_write_energy", "nv_writes_per_instruction"),
     "run": ("max_time", "stall_cycles"),
@@ -262,6 +271,8 @@ def power_config_from_dict(doc: Mapping[str, Any], base_dir: str | Path | None =
         parse_quantity(c["v_max"], "V", what="v_max") if "v_max" in c else None)
     supervisor = Supervisor(parse_quantity(need("supervisor", "v_on"), "V", what="v_on"),
                             parse_quantity(need("supervisor", "v_off"), "V", what="v_off"))
+    s = sections["supervisor"]
+    v_warn = parse_quantity(s["v_warn"], "V", what="v_warn") if "v_warn" in s else None
     regulator = None
     if "regulator" in sections:
         r = sections["regulator"]
@@ -284,7 +295,7 @@ def power_config_from_dict(doc: Mapping[str, Any], base_dir: str | Path | None =
     stall = run.get("stall_cycles", 3)
     if not isinstance(stall, int) or isinstance(stall, bool):
         raise EmuError(f"stall_cycles{where} must be an integer >= 2 (got {stall!r})")
-    return PowerConfig(harvester, capacitor, supervisor, regulator, mcu, max_time, stall, source)
+    return PowerConfig(harvester, capacitor, supervisor, regulator, mcu, max_time, stall, source, v_warn)
 
 
 def _harvester_from_table(table: dict, base_dir, where: str) -> Harvester:

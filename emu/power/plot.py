@@ -3,7 +3,9 @@
 The voltage is drawn through its exact values at the events of the run (power-on,
 brown-out or completion, end of each recharge), joined by straight lines: the curve
 between events is not sampled. Power-on periods are shaded, each power failure is marked
-at the voltage it happened at, and the supervisor's thresholds are dashed.
+at the voltage it happened at, the supervisor's thresholds are dashed, and the runtime's
+commits (`emu.power.commits.commit_times`: the store to rt_active), when given, are
+marked at their exact time and voltage.
 
 Public name: `plot_energy_run`.
 """
@@ -11,14 +13,17 @@ Public name: `plot_energy_run`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from .run import EnergyRunResult
 
 __all__ = ["plot_energy_run"]
 
 
-def plot_energy_run(run: EnergyRunResult, path: str | Path) -> Path:
-    """Write the picture of `run` to `path` (PNG); returns the path."""
+def plot_energy_run(run: EnergyRunResult, path: str | Path,
+                    commits: Sequence[tuple[float, float]] = ()) -> Path:
+    """Write the picture of `run` to `path` (PNG); returns the path. `commits`: (time s,
+    voltage) of each progress commit, marked on the curve."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,6 +47,9 @@ def plot_energy_run(run: EnergyRunResult, path: str | Path) -> Path:
     failures = [p for p in run.periods if p.failure_pc is not None]
     ax.scatter([(p.start + p.on_time) * scale for p in failures], [p.v_end for p in failures], marker="x",
                color="#d62728", zorder=3, label=f"power failure ({len(failures)})")
+    if commits:
+        ax.scatter([t * scale for t, _ in commits], [v for _, v in commits], marker="|", s=60, linewidths=1.0,
+                   color="#9467bd", zorder=4, label=f"commit ({len(commits)})")
     ax.axhline(v_on, color="#555555", linestyle="--", linewidth=0.8)
     ax.axhline(v_off, color="#555555", linestyle=":", linewidth=0.8)
     ax.text(0, v_on, f" v_on {v_on:g} V", va="bottom", fontsize=7, color="#555555")

@@ -37,6 +37,7 @@ from ..machine import Machine, RunResult
 from .config import PowerConfig
 from .models import McuProfile
 from .timeline import Circuit, EnergyState, Event
+from .warning import PeriodSupply
 
 __all__ = ["run_energy", "EnergyRunResult", "PowerPeriod", "RepeatedUnit", "ENERGY_OUTCOMES"]
 
@@ -57,11 +58,12 @@ class PowerPeriod:
     v_end: float  # at the brown-out (v_off) or at completion
     failure_pc: int | None = None  # None: the run ended in this period
     off_time: float = 0.0  # s, recharge that follows (0 for the last period)
+    warning: int | None = None  # instructions into the period when V fell below v_warn (None: it did not)
 
     def to_json(self) -> dict:
         return {"start_s": self.start, "on_time_s": self.on_time, "off_time_s": self.off_time,
                 "instructions": self.instructions, "energy_j": self.energy, "v_start": self.v_start,
-                "v_end": self.v_end, "failure_pc": self.failure_pc}
+                "v_end": self.v_end, "failure_pc": self.failure_pc, "warning_instruction": self.warning}
 
 
 @dataclass
@@ -175,11 +177,19 @@ def run_energy(machine: Machine, config: PowerConfig, max_instructions: int | No
         raise EmuError("an energy-driven run starts from a powered-off machine that has not run yet; "
                        "create a new one or call reset()")
     circuit = config.circuit(machine.board.name)
-    mcu = circuit.mcu
-    t_instr = mcu.instruction_time
     limit = machine.max_instructions if max_instructions is None else max_instructions
     max_time = math.inf if config.max_time is None else config.max_time
     detector = _ProgressDetector(machine, config.stall_cycles)
+    try:
+        return _run_periods(machine, config, circuit, limit, max_time, detector)
+    finally:
+        machine.supply = None  # later runs of this machine are not energy-driven
+
+
+def _run_periods(machine: Machine, config: PowerConfig, circuit: Circuit, limit: int, max_time: float,
+                 detector: "_ProgressDetector") -> EnergyRunResult:
+    mcu = circuit.mcu
+    t_instr = mcu.instruction_time
     periods: list[PowerPeriod] = []
     state = circuit.start()
     initial_charge = 0.0
@@ -211,6 +221,8 @@ def run_energy(machine: Machine, config: PowerConfig, max_instructions: int | No
         # plan no further than the instruction limit (a looping trace may never let V fall)
         horizon = min(max_time, state.time + (remaining + 1) * t_instr)
         budget, crossing = _period_budget(circuit, state, t_instr, horizon)
+        machine.supply = supply = PeriodSupply(circuit, state, t_instr, config.v_warn, max_time)
+        warning = None if config.v_warn is None else supply.falls_below(config.v_warn)
         start_count = machine.instructions
         run = machine.run(max_instructions=start_count + (remaining if budget is None else min(budget, remaining)))
         done = machine.instructions - start_count
@@ -219,7 +231,8 @@ def run_energy(machine: Machine, config: PowerConfig, max_instructions: int | No
         if run.outcome != "timeout" or machine.instructions >= limit or crossing is None:
             # completed, crashed, out of instructions, or out of device time in this period
             end, _ = circuit.evolve(state, running=True, until=state.time + done * t_instr)
-            periods.append(PowerPeriod(state.time, end.time - state.time, done, energy, state.voltage, end.voltage))
+            periods.append(PowerPeriod(state.time, end.time - state.time, done, energy, state.voltage, end.voltage,
+                                       warning=warning if warning is not None and warning <= done else None))
             state = end
             if run.outcome == "timeout" and machine.instructions < limit:
                 outcome, error = "timeout", f"no completion within max_time = {max_time:g} s of device time"
@@ -228,9 +241,11 @@ def run_energy(machine: Machine, config: PowerConfig, max_instructions: int | No
             break
         machine.power_fail()
         periods.append(PowerPeriod(state.time, crossing.time - state.time, done, energy, state.voltage,
-                                   crossing.voltage, failure_pc=stop_pc))
+                                   crossing.voltage, failure_pc=stop_pc,
+                                   warning=warning if warning is not None and warning <= done else None))
         state = crossing
-        unit = detector.after_failure(stop_pc, done, lambda: _next_budget(circuit, state, t_instr, max_time))
+        unit = detector.after_failure(stop_pc, done, lambda: _next_budget(circuit, state, t_instr, max_time,
+                                                                          machine, config.v_warn))
         if unit is not None:
             outcome = "non_termination"
             error = "no forward progress: " + unit.describe()
@@ -267,10 +282,15 @@ def _period_budget(circuit: Circuit, on: EnergyState, t_instr: float,
     return None, None
 
 
-def _next_budget(circuit: Circuit, failed: EnergyState, t_instr: float, max_time: float) -> int | None:
+def _next_budget(circuit: Circuit, failed: EnergyState, t_instr: float, max_time: float,
+                 machine: Machine | None = None, v_warn: float | None = None) -> int | None:
+    """The next period's instruction budget; with `machine`, also its supply (for the
+    replays of the progress check)."""
     charged, event = circuit.evolve(failed, running=False, until=max_time)
     if event != Event.TARGET:
         return None
+    if machine is not None:
+        machine.supply = PeriodSupply(circuit, charged, t_instr, v_warn, max_time)
     return _period_budget(circuit, charged, t_instr, max_time)[0]
 
 

@@ -23,11 +23,21 @@
  * the copy (interrupts are off after reset). Restoring writes only volatile memory and
  * leaves the checkpoint valid, so a failure during or after it simply restores again.
  *
+ * From a power-warning interrupt handler. The handler's frames and the CPU's interrupt
+ * frame are part of the live stack, so the image holds them: after a reboot rt_checkpoint
+ * returns 1 inside the handler, which sets its peripheral up again and returns from the
+ * interrupt to the interrupted instruction with every register as it was. On the MSP430
+ * that return is an ordinary RETI from the restored stack. On Cortex-M it must be an
+ * exception return, which only handler mode can make, while rt_restore runs in thread
+ * mode at boot: rt_checkpoint records IPSR in its frame and rt_jit_resume enters handler
+ * mode through `svc` (SVCall, the runtime's SVC_Handler in jit.S) to finish the restore
+ * there; the handler's EXC_RETURN then unstacks the saved frame (IT state included) and
+ * ends SVCall. Both are what the real parts do; no emulator-specific path.
+ *
  * Limits: RT_JIT_STACK_MAX / RT_JIT_DATA_MAX bytes per slot (rt_fatal when the live
  * stack or the data do not fit). Peripheral state is not part of a checkpoint: a program
- * resumed from one must set up its peripherals again. On Cortex-M, call rt_checkpoint in
- * thread mode on the MSP (as the firmware runs); a checkpoint taken inside an exception
- * handler could not be returned from after a reboot (EXC_RETURN in thread mode faults).
+ * resumed from one must set up its peripherals again. On Cortex-M the firmware runs on the
+ * MSP (thread mode with CONTROL.SPSEL = 0) and owns no other `svc`.
  */
 #include "rt.h"
 

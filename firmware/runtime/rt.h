@@ -126,7 +126,10 @@ void rt_main(const rt_app_t *app) __attribute__((noreturn));
 
 /* Save registers, the used stack and volatile data (.data, .bss) to non-volatile memory.
  * Returns 0 after saving and 1 when execution resumes from this checkpoint after a
- * reboot (like setjmp). Call it from a power-warning interrupt or at chosen points. */
+ * reboot (like setjmp). Call it at chosen points or from a power-warning interrupt
+ * handler (MSP430 Comparator_E, STM32 PVD): resumed there, it returns 1 in the handler,
+ * which must set its peripheral up again; the handler's return then resumes the
+ * interrupted code (README.md, "Just-in-time checkpoint"). */
 int rt_checkpoint(void);
 
 /* At boot: if a checkpoint exists, resume it (rt_checkpoint returns 1); else return. */

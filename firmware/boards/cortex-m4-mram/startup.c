@@ -13,6 +13,10 @@
  * set up.  The .nv section (MRAM) is never touched.
  * Every other exception goes to Default_Handler, a two-instruction loop that
  * is deliberately NOT a self-branch, so a fault never looks like completion.
+ * Handlers a program (or the runtime) defines replace the weak names below:
+ * SVC_Handler (the runtime's jit.S uses it), WWDG_IRQHandler and
+ * PVD_PVM_IRQHandler (STM32L4 IRQ 0 and 1: the PVD power warning, EXTI line 16).
+ * The table stops after IRQ 1: no other interrupt is ever enabled.
  */
 #include <stdint.h>
 
@@ -23,6 +27,10 @@ extern uint32_t __stack_top[];
 int main(void);
 void Reset_Handler(void);
 void Default_Handler(void);
+void SVC_Handler(void) __attribute__((weak, noreturn, alias("Default_Handler")));
+void PendSV_Handler(void) __attribute__((weak, noreturn, alias("Default_Handler")));
+void WWDG_IRQHandler(void) __attribute__((weak, noreturn, alias("Default_Handler")));
+void PVD_PVM_IRQHandler(void) __attribute__((weak, noreturn, alias("Default_Handler")));
 
 __attribute__((naked, noreturn)) void __program_done(void)
 {
@@ -48,9 +56,9 @@ __attribute__((naked, noreturn)) void Default_Handler(void)
     __builtin_unreachable();
 }
 
-/* Cortex-M4 system exceptions (16 entries). */
+/* Cortex-M4 system exceptions (16 entries), then STM32L4 IRQ 0 and 1. */
 __attribute__((section(".vectors"), used))
-void (*const vector_table[16])(void) = {
+void (*const vector_table[18])(void) = {
     (void (*)(void))__stack_top,    /* 0: initial SP */
     Reset_Handler,                  /* 1: reset */
     Default_Handler,                /* 2: NMI */
@@ -59,9 +67,11 @@ void (*const vector_table[16])(void) = {
     Default_Handler,                /* 5: BusFault */
     Default_Handler,                /* 6: UsageFault */
     0, 0, 0, 0,                     /* 7-10: reserved */
-    Default_Handler,                /* 11: SVCall */
+    SVC_Handler,                    /* 11: SVCall */
     Default_Handler,                /* 12: DebugMonitor */
     0,                              /* 13: reserved */
-    Default_Handler,                /* 14: PendSV */
+    PendSV_Handler,                 /* 14: PendSV */
     Default_Handler,                /* 15: SysTick */
+    WWDG_IRQHandler,                /* 16: IRQ 0 WWDG */
+    PVD_PVM_IRQHandler,             /* 17: IRQ 1 PVD_PVM (EXTI line 16) */
 };
