@@ -236,7 +236,7 @@ class _Stepper:
                     stack.clear()
                     continue
                 pc = engine.pc
-                stop = engine.run(1)
+                stop = m.step(1)  # delivers interrupts
                 caller = locate.code(stack[-1]) if stack else None
                 for kind, address, size, value, apc, index in pending:
                     name, offset = locate.data(address)

@@ -2,8 +2,8 @@
 
 `emu gdb FIRMWARE.elf [--fail-after K1,...] [--port P]` listens on 127.0.0.1 and serves one
 GDB connection (gdb-multiarch for the Cortex-M4; any client of the protocol for the
-MSP430): registers, memory, software breakpoints, write watchpoints, step, continue, and
-a target description for each board.
+MSP430): registers, memory, software breakpoints, write, read and access watchpoints,
+step, continue, and a target description for each board.
 
 Power follows the run's schedule, as `emu run --fail-after` does:
 
@@ -58,7 +58,9 @@ class GdbStub:
         self.machine = machine
         self.schedule = [int(k) for k in fail_after]
         self.breakpoints: set[int] = set()
-        self.watchpoints: dict[int, int] = {}  # address -> length (write watchpoints)
+        # (kind, address) -> length; kind as in Z2/Z3/Z4: "2" write, "3" read, "4" access
+        self.watchpoints: dict[tuple[str, int], int] = {}
+        self._hit: str | None = None  # the stop reason of the first watchpoint hit
         self.failure_pending = False  # stopped on SIGPWR: the next resume reboots
         self.snapshot = None
         self._reference_nv: dict[int, bytes] = {}  # what nv-diff compares with
@@ -199,18 +201,18 @@ class GdbStub:
             except EmuError:
                 return "E14"
             return "OK"
-        if p.startswith(("Z0", "Z1", "z0", "z1", "Z2", "z2")):
+        if p[:2] in ("Z0", "Z1", "Z2", "Z3", "Z4", "z0", "z1", "z2", "z3", "z4"):
             kind, address, length = p[1], int(p.split(",")[1], 16), int(p.split(",")[2].split(";")[0], 16)
             if kind in "01":
                 address &= ~1
                 (self.breakpoints.add if p[0] == "Z" else self.breakpoints.discard)(address)
             elif p[0] == "Z":
-                self.watchpoints[address] = length
+                self.watchpoints[(kind, address)] = max(length, 1)
             else:
-                self.watchpoints.pop(address, None)
+                self.watchpoints.pop((kind, address), None)
             return "OK"
         if p.startswith(("Z", "z")):
-            return ""  # read/access watchpoints: not supported
+            return ""
         if p == "vCont?":
             return "vCont;c;C;s;S"
         if p.startswith("vCont;"):  # c, s, or C/S with a signal (not delivered: ignored)
@@ -259,8 +261,8 @@ class GdbStub:
         exits = set(m.exits) | self.breakpoints
         engine.set_exits(sorted(exits))
         if self.watchpoints:  # watched by single steps
-            engine.track_writes([(a, a + n) for a, n in self.watchpoints.items()])
-            engine.take_writes()
+            self._hit = None
+            engine.watch_memory([(a, a + n) for (_, a), n in self.watchpoints.items()], self._access)
         first = True  # the exit we stand on (a breakpoint we stopped at) does not stop us
         try:
             while True:
@@ -273,7 +275,7 @@ class GdbStub:
                     budget = 1 if step or self.watchpoints else _CHUNK
                     if self.schedule:
                         budget = min(budget, self.schedule[0] - m.period_instructions)
-                    stop = engine.run(budget)
+                    stop = m.step(budget)
                 first = False
                 if stop.kind == StopKind.FAULT:
                     return _Stop(SIGNALS["SIGSEGV"])
@@ -286,8 +288,8 @@ class GdbStub:
                             continue
                         return _Stop(SIGNALS["SIGTRAP"])
                     return _Stop(0, exited=True)
-                if self.watchpoints and engine.take_writes():
-                    return _Stop(SIGNALS["SIGTRAP"], f"watch:{min(self.watchpoints):x};")
+                if self._hit:
+                    return _Stop(SIGNALS["SIGTRAP"], self._hit)
                 if self.schedule and m.period_instructions >= self.schedule[0]:
                     self.failure_pending = True
                     return _Stop(SIGNALS["SIGPWR"])
@@ -298,7 +300,18 @@ class GdbStub:
         finally:
             engine.set_exits(sorted(m.exits))
             if self.watchpoints:
-                engine.track_writes(None)
+                engine.watch_memory(None, None)
+
+    def _access(self, kind: str, address: int, size: int, value, pc: int, index: int) -> None:
+        """A watched access: remember the first one that matches a watchpoint's kind."""
+        if self._hit:
+            return
+        for (wkind, start), length in self.watchpoints.items():
+            if address < start + length and start < address + size and \
+                    (wkind == "4" or (wkind == "2") == (kind == "w")):
+                reason = {"2": "watch", "3": "rwatch", "4": "awatch"}[wkind]
+                self._hit = f"{reason}:{start:x};"
+                return
 
     def _reboot(self) -> None:
         m = self.machine

@@ -179,7 +179,7 @@ def find_hazards(machine: Machine, *, commits: Sequence[str] | None = None, trus
         machine.power_on()
         engine.set_exits(sorted(exits))
         while engine.instructions < limit:
-            stop = engine.run(limit - engine.instructions)
+            stop = machine.step(limit - engine.instructions)  # delivers interrupts
             if stop.kind == StopKind.EXIT and stop.pc in commit_funcs and stop.pc not in machine.exits:
                 analysis.boundary(engine.instructions)
                 stop = machine.step_past_exit(exits)

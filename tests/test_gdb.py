@@ -21,8 +21,9 @@ from emu.gdbstub import SIGNALS
 @contextlib.contextmanager
 def served(elf, fail_after):
     """`emu gdb ELF --port 0 --fail-after ...`; yields the port it listens on."""
-    proc = subprocess.Popen([sys.executable, "-m", "emu", "gdb", str(elf), "--port", "0", "--fail-after",
-                             ",".join(map(str, fail_after))], stdout=subprocess.PIPE, text=True)
+    schedule = ["--fail-after", ",".join(map(str, fail_after))] if fail_after else []
+    proc = subprocess.Popen([sys.executable, "-m", "emu", "gdb", str(elf), "--port", "0", *schedule],
+                            stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
         yield int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
@@ -117,3 +118,50 @@ def test_protocol_session_on_the_msp430(build_dir):
         assert c.request(f"z0,{task:x},2") == "OK"
         assert c.request("c").startswith("T05") and c.pc() == image.symbol("proto_wait_input").address
         c.request("D")
+
+
+def test_read_and_access_watchpoints(build_dir):
+    """Z3 stops after the first instruction that reads the variable, Z4 after any access:
+    rt_active (the task commit word) is read only by the runtime's task functions and
+    written only by the commit (firmware/runtime/task.c)."""
+    elf = build_dir / "msp430fr5994" / "checksum.elf"
+    image = ElfImage.read(elf)
+    active = image.symbol("rt_active").address
+    readers = {"rt_commit_seq", "rt_progress", "rt_tasks_state", "rt_tasks_start", "rt_tasks_run"}
+
+    def function_at(pc):
+        return next(s.name for s in image.symbols_containing(pc, code=True))
+
+    with served(elf, []) as port:
+        c = Client(port)
+        assert c.request(f"Z3,{active:x},2") == "OK"
+        reply = c.request("c")
+        assert reply.startswith("T05") and f"rwatch:{active:x};" in reply
+        assert function_at(c.pc()) in readers
+        assert c.request(f"z3,{active:x},2") == "OK"
+        assert c.request(f"Z2,{active:x},2") == "OK"  # on to the first commit: a write
+        reply = c.request("c")
+        assert f"watch:{active:x};" in reply and not reply.count("rwatch")
+        assert function_at(c.pc()) in {"rt_tasks_start", "rt_tasks_run"}  # commit() is inlined there
+        committed = c.u16(active)
+        assert c.request(f"z2,{active:x},2") == "OK"
+        assert c.request(f"Z4,{active:x},2") == "OK"  # the next access reads it again
+        reply = c.request("c")
+        assert f"awatch:{active:x};" in reply and function_at(c.pc()) in readers
+        assert c.u16(active) == committed
+        assert c.request(f"z4,{active:x},2") == "OK"
+        c.request("D")
+
+
+@pytest.mark.skipif(shutil.which("gdb-multiarch") is None, reason="gdb-multiarch is installed by `make test`")
+def test_gdb_multiarch_read_and_access_watchpoints(build_dir):
+    elf = build_dir / "cortex-m4-mram" / "checksum.elf"
+    with served(elf, []) as port:
+        script = [f"target remote 127.0.0.1:{port}", "rwatch rt_active", "continue", "info symbol $pc",
+                  "delete", "awatch rt_job", "continue", "delete", "continue"]
+        args = ["gdb-multiarch", "-batch", "-nx", str(elf)] + [x for line in script for x in ("-ex", line)]
+        run = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    out = run.stdout + run.stderr
+    assert "Hardware read watchpoint 1: rt_active" in out and "Value = 0" in out
+    assert re.search(r"rt_(tasks_start|tasks_run|commit_seq|progress|tasks_state) \+ \d+ in section", out)
+    assert "Hardware access (read/write) watchpoint 2: rt_job" in out
