@@ -41,15 +41,34 @@ D11    ADD/ADDC/SUB/SUBC/CMP/DADD/BIT/XOR/AND SR,dst: flags     the source is th
        the source value is the partly updated SR                instruction (4.4.1)
 =====  ======================================================  ==========================
 
-`execute` is a complete, exact model of the MSP430 (non-X) instruction set as executed by
-the MSP430X CPU of the FR5994 (20-bit registers and addresses), so it is also correct for
-the harmless false positives `fixup_sites` may return. Of the MSP430X extended
-instructions it models only X1: ADDCX, SUBCX, DADDX and RRCX/RRUX in register mode (an
-extension word 0x18xx-0x1Fxx before the instruction), which share the flag bugs D1-D4 in
-icicle's SLEIGH spec; their values are checked against SLAU367, since mspdebug has no
-MSP430X. Other extended forms (address instructions, CALLA, PUSHM/POPM, memory operands
-with 20-bit address extensions) are not modelled: `fixup_sites` never flags them and
-`execute` raises NotImplementedError if asked to run one.
+MSP430X (mspdebug has none; found by tests/msp430x_diff.py, icicle against this model,
+every case settled by SLAU367P 4.5/4.6.3/4.6.4):
+
+=====  ======================================================  ==========================
+X1     every instruction with an extension word (1800h-1FFFh   4.5.2, 4.6.3 per
+       before format I/II): D1-D4 flag code in ADDCX/SUBCX/     instruction
+       DADDX/RRCX; .A: N/V from bit 31, memory operands read
+       as 32 bits; bit 8 of a non-register extension word (a
+       source address bit) taken for ZC, clearing C; DADDX.A
+       stops (InvalidOpSize); SXTX.A writes 32 bits; SWPBX.W Rn
+       rotates; PUSHX.A/.B @Rn+ no increment; 20-bit X(Rn) not
+       wrapped at 1 MB (SWPBX/SXTX)
+X2     CMPA/ADDA/SUBA (#imm20, Rsrc): N and V not from bit 19   4.6.4
+X3     MOVA #imm20,Rdst with bit 19 set: sign-extended to 32    4.6.4 MOVA
+       bits
+X4     RRAM .A (shifts in 0, not bit 19) and .W (N); RLAM.W (N) 4.6.3 RRAM, RLAM
+X5     MOVA @Rn+,Rn: increment applied after the load           4.4.5 (as D6)
+X6     CALLA EDE (PC-relative): index taken from the opcode     4.6.4 CALLA
+       word, return address 2 bytes short
+=====  ======================================================  ==========================
+
+`execute` is a complete, exact model of the MSP430X instruction set of the FR5994 (20-bit
+registers and addresses): the MSP430 instructions, the extended ones (extension word,
+register mode with repetition count and ZC, 20-bit indexes/addresses/immediates), the
+address instructions (MOVA, CMPA, ADDA, SUBA, BRA, RETA), RRCM/RRAM/RLAM/RRUM, CALLA,
+PUSHM/POPM. So it is also correct for the harmless false positives `fixup_sites` may
+return. MSP430X forms icicle executes right (MOVA except X3/X5, CALLA except EDE, PUSHM,
+POPM, RRCM, RRUM, RLAM.A) are not sites. Reserved encodings raise NotImplementedError.
 
 Choices where the manual leaves the result open (documented, not checked):
 * DADD with non-BCD digits ("the result is not defined for non-BCD numbers"): each digit
@@ -74,8 +93,10 @@ RRC, SWPB, RRA, SXT, PUSH, CALL, RETI = range(7)
 
 
 def divergences(word: int) -> list[str]:
-    """Ids (D1..D11, see the module docstring) of the icicle bugs an instruction whose
-    first word is `word` can hit; empty if icicle executes it correctly."""
+    """Ids (D1..D11, X1..X6, see the module docstring) of the icicle bugs an instruction
+    whose first word is `word` can hit; empty if icicle executes it correctly. An
+    extension word (X1) is one only when a format I or II instruction follows
+    (`fixup_sites` checks that)."""
     word &= 0xFFFF
     out = []
     if word >= 0x4000:
@@ -118,7 +139,29 @@ def divergences(word: int) -> list[str]:
             out.append("D8")
         if As == 1 and reg == 0 and code != RETI:
             out.append("D10")
+    else:
+        out += _x_divergences(word)
     return out
+
+
+def _x_divergences(word: int) -> list[str]:
+    """MSP430X forms (first word below 1000h or 1380h-1FFFh) icicle gets wrong."""
+    if 0x1800 <= word < 0x2000:
+        return ["X1"]  # every instruction with an extension word
+    if 0x1390 <= word < 0x13A0:
+        return ["X6"]  # CALLA EDE (PC-relative)
+    if word >= 0x1000:
+        return []  # CALLA (other modes), PUSHM, POPM: right
+    src, op, dst = (word >> 8) & 0xF, (word >> 4) & 0xF, word & 0xF
+    if op in (9, 10, 11, 13, 14, 15):
+        return ["X2"]  # CMPA/ADDA/SUBA: N and V
+    if op == 8 and src & 0x8:
+        return ["X3"]  # MOVA #imm20 with bit 19 set: sign-extended to 32 bits
+    if op in (4, 5) and ((word >> 8) & 3 == 1 or ((word >> 8) & 3 == 2 and op == 5)):
+        return ["X4"]  # RRAM .A/.W, RLAM.W
+    if op == 1 and src == dst:
+        return ["X5"]  # MOVA @Rn+,Rn
+    return []
 
 
 def fixup_sites(code: bytes, base: int, prune: bool = True) -> list[int]:
@@ -139,8 +182,8 @@ def fixup_sites(code: bytes, base: int, prune: bool = True) -> list[int]:
     for a in range(start, end, 2):
         i = a - base
         word = code[i] | (code[i + 1] << 8)
-        if 0x1800 <= word < 0x2000 and i + 4 <= len(code):
-            if _extended_register_form(word, code[i + 2] | (code[i + 3] << 8)):
+        if 0x1800 <= word < 0x2000:  # X1: an extension word before format I or II
+            if i + 4 <= len(code) and _extended_form(code[i + 2] | (code[i + 3] << 8)):
                 sites.append(a)
             continue
         ids = divergences(word)
@@ -157,15 +200,9 @@ def fixup_sites(code: bytes, base: int, prune: bool = True) -> list[int]:
     return sites
 
 
-def _extended_register_form(ext: int, word: int) -> bool:
-    """An MSP430X extension word in register mode before ADDC, SUBC, DADD or RRC: icicle's
-    SLEIGH gives ADDCX/SUBCX/DADDX/RRCX (and RRUX) the flag code of D1-D4 (X1)."""
-    if ext & 0x0630:  # reserved bits of the register-mode extension word
-        return False
-    if word >= 0x4000:
-        return word >> 12 in (ADDC, SUBC, DADD) and (word >> 4) & 3 == 0 and not (word >> 7) & 1 \
-            and word & 0xF not in (0, 2)
-    return 0x1000 <= word < 0x1080 and (word >> 4) & 3 == 0 and word & 0xF not in (0, 2)  # RRC Rn
+def _extended_form(word: int) -> bool:
+    """Can `word` follow an extension word (format I, or format II except CALL/RETI)?"""
+    return word >= 0x4000 or 0x1000 <= word < 0x1280
 
 
 # -- flag liveness ------------------------------------------------------------------
@@ -414,19 +451,21 @@ class _Exec:
     def run(self) -> None:
         word = self.code(self.start)
         if 0x1800 <= word < 0x2000:
-            following = self.code(self.start + 2)
-            if not _extended_register_form(word, following):
-                raise NotImplementedError(f"MSP430X instruction not modelled: {word:#06x} {following:#06x}")
-            self.r[0] = (self.start + 4) & MASK20
-            self.extended_register(word, following)
+            self.extended(word)
         elif word >= 0x4000:
             self.format1(word)
         elif word >= 0x2000:
             self.jump(word)
-        elif 0x1000 <= word < 0x1380:
+        elif 0x1000 <= word < 0x1300 or word == 0x1300:
             self.format2(word)
+        elif 0x1300 < word < 0x1400:
+            self.calla(word)
+        elif 0x1400 <= word < 0x1800:
+            self.pushm_popm(word)
+        elif word < 0x1000:
+            self.address(word)
         else:
-            raise NotImplementedError(f"not an MSP430 core instruction: {word:#06x}")
+            raise NotImplementedError(f"not an MSP430X instruction: {word:#06x}")
         self.commit()
 
     def commit(self) -> None:
@@ -537,31 +576,305 @@ class _Exec:
             else:
                 self.store(loc, res, False)
 
-    def extended_register(self, ext: int, word: int) -> None:
-        """ADDCX, SUBCX, DADDX, RRCX/RRUX in register mode (SLAU367 4.5.2.1, 4.6.3): width
-        from A/L and B/W (.A 20, .W 16, .B 8 bits), repeated n times (n from the word or
-        from Rn), ZC = carry in taken as 0. Results of .W/.B clear the register above."""
-        al, byte = (ext >> 6) & 1, (word >> 6) & 1
-        bits = {(1, 0): 16, (1, 1): 8, (0, 1): 20}.get((al, byte))
-        if bits is None:
-            raise NotImplementedError(f"reserved MSP430X operand size: {ext:#06x} {word:#06x}")
-        n = ((self.r[ext & 0xF] if ext & 0x80 else ext) & 0xF) + 1
-        zero_carry = bool(ext & 0x100)
+    # -- MSP430X (SLAU367 4.5) --------------------------------------------------------
+    def read20(self, addr: int) -> int:
+        """A 20-bit operand in memory: two words, bits 19:16 in bits 3:0 of the upper one
+        (SLAU367 4.5.1, fig. "20-bit address word in memory"); one access of 4 bytes."""
+        d = self.cpu.read_memory(addr & MASK20 & ~1, 4)
+        return (d[0] | (d[1] << 8) | (d[2] << 16) | (d[3] << 24)) & MASK20
+
+    def write20(self, addr: int, value: int) -> None:
+        """Store 20 bits in two words; bits 31:20 are written as 0."""
+        value &= MASK20
+        self.cpu.write_memory(addr & MASK20 & ~1, value.to_bytes(4, "little"))
+
+    def load(self, addr: int, bits: int) -> int:
+        return self.read20(addr) if bits == 20 else self.read(addr, bits == 8)
+
+    def save(self, addr: int, value: int, bits: int) -> None:
+        if bits == 20:
+            self.write20(addr, value)
+        else:
+            self.write(addr, value, bits == 8)
+
+    def put(self, loc, value: int, bits: int) -> None:
+        """Write a result: to memory in the operand's width, or to a register, where
+        .W clears bits 19:16 and .B bits 19:8 (SLAU367 4.5.2.3)."""
+        if loc is None:
+            return
+        kind, where = loc
+        if kind == "m":
+            self.save(where, value, bits)
+        else:
+            self.setreg(where, value & ((1 << bits) - 1))
+
+    @staticmethod
+    def _sext16(x: int) -> int:
+        return x - 0x10000 if x & 0x8000 else x
+
+    def xsource(self, As: int, reg: int, bits: int, hi: int):
+        """A source operand of an instruction with a non-register-mode extension word
+        (SLAU367 4.5.2.2): indexes, absolute addresses and immediates are 20 bits (`hi` =
+        bits 19:16 from the extension word), X(Rn) and ADDR are computed modulo 1 MB
+        without the 64 KB wrap of MSP430 instructions (4.4.2); @Rn+ steps by 1 (.B; SP:
+        2), 2 (.W) or 4 (.A). Returns (value, location) as `source`."""
         mask = (1 << bits) - 1
+        if reg == 3:
+            return {0: 0, 1: 1, 2: 2, 3: mask}[As], None
+        if reg == 2 and As >= 2:
+            return (4 if As == 2 else 8), None
+        if As == 0:
+            return self.r[reg] & mask, ("r", reg)
+        if As == 1:
+            if reg == 2:  # &abs20
+                addr = (hi << 16) | self.fetch()
+            else:  # X(Rn); ADDR = X(PC), PC = the address of the index word
+                base = self.r[reg]
+                addr = (base + ((hi << 16) | self.fetch())) & MASK20
+            return self.load(addr, bits), ("m", addr)
+        addr = self.r[reg]
+        if As == 3:
+            if reg == 0:  # #imm20 (.W/.B: the low 16/8 bits)
+                return ((hi << 16) | self.fetch()) & mask, None
+            step = {8: 2 if reg == 1 else 1, 16: 2, 20: 4}[bits]
+            self.setreg(reg, addr + step)
+        return self.load(addr, bits), ("m", addr)
+
+    def xdestination(self, reg: int, bits: int, hi: int, need_value: bool):
+        """An indexed, symbolic or absolute destination with 20-bit address (4.5.2.2)."""
+        if reg == 2:
+            addr = (hi << 16) | self.fetch()
+        elif reg == 3:
+            raise NotImplementedError("X(R3) destination")
+        else:
+            base = self.r[reg]
+            addr = (base + ((hi << 16) | self.fetch())) & MASK20
+        return (self.load(addr, bits) if need_value else 0), ("m", addr)
+
+    @staticmethod
+    def _width(al: int, bw: int) -> int:
+        bits = {(1, 0): 16, (1, 1): 8, (0, 1): 20}.get((al, bw))
+        if bits is None:
+            raise NotImplementedError("reserved MSP430X operand size (A/L = 0, B/W = 0)")
+        return bits
+
+    def extended(self, ext: int) -> None:
+        """An instruction with an extension word (SLAU367 4.5.2.1-4.5.2.4, 4.6.3).
+
+        Register mode (format I: As = Ad = 0; format II: As = 0): the register-mode
+        extension word gives a repetition count (bits 3:0 + 1, or the 4 LSBs of Rn + 1
+        with # = 1) and ZC (carry in taken as 0 on every repetition: RRUX, ...).
+        Otherwise bits 10:7 and 3:0 are bits 19:16 of the source and destination
+        index, address or immediate. PUSHX takes its operand's bits from the source
+        field, the other format II instructions (whose operand TI calls dst) from the
+        destination field."""
+        word = self.fetch()
+        al = (ext >> 6) & 1
+        bw = (word >> 6) & 1
+        if word >= 0x4000:
+            op, sreg, Ad, As, dreg = word >> 12, (word >> 8) & 0xF, (word >> 7) & 1, (word >> 4) & 3, word & 0xF
+            bits = self._width(al, bw)
+            if As == 0 and Ad == 0:
+                for cin0 in self._repetitions(ext):
+                    src = 0 if sreg == 3 else self.r[sreg] & ((1 << bits) - 1)
+                    dst = 0 if dreg == 3 else self.r[dreg] & ((1 << bits) - 1)
+                    res = self._alu(op, src, dst, bits, cin0)
+                    if res is not None:
+                        self.put(("r", dreg), res, bits)
+                return
+            src, _ = self.xsource(As, sreg, bits, (ext >> 7) & 0xF)
+            if Ad == 0:
+                loc = ("r", dreg)
+                dst = 0 if dreg == 3 else self.r[dreg] & ((1 << bits) - 1)
+            else:
+                dst, loc = self.xdestination(dreg, bits, ext & 0xF, need_value=op != MOV)
+            res = self._alu(op, src, dst, bits, None)
+            if res is not None:
+                self.put(loc, res, bits)
+            return
+        if not 0x1000 <= word < 0x1280:  # CALL and RETI have no extended form
+            raise NotImplementedError(f"not an MSP430X extended instruction: {ext:#06x} {word:#06x}")
+        code, As, reg = (word >> 7) & 7, (word >> 4) & 3, word & 0xF
+        if code in (SWPB, SXT):  # SWPBX/SXTX: A/L = 0 with B/W = 0 is .A (4.5.2.2 note)
+            if bw:
+                raise NotImplementedError(f"reserved SWPBX/SXTX size: {ext:#06x} {word:#06x}")
+            bits = 16 if al else 20
+        else:
+            bits = self._width(al, bw)
+        mask = (1 << bits) - 1
+        msb = 1 << (bits - 1)
+        if As == 0:
+            reps = self._repetitions(ext)
+        else:
+            reps = [None]
+        hi = (ext >> 7) & 0xF if code == PUSH else ext & 0xF
+        for cin0 in reps:
+            if As == 0:
+                value, loc = (0 if reg == 3 else self.r[reg] & mask), ("r", reg)
+            else:
+                value, loc = self.xsource(As, reg, bits, hi)
+            if code == PUSH:  # PUSHX: source first, then SP - 2 (.B/.W) or 4 (.A)
+                sp = (self.r[1] - (4 if bits == 20 else 2)) & MASK20
+                self.setreg(1, sp)
+                self.save(sp, value, bits)
+            elif code == RRC:
+                cin = self.r[2] & C_BIT if cin0 is None else cin0
+                self.put(loc, self.rotate_right(value, cin, bits), bits)
+            elif code == RRA:
+                res = (value >> 1) | (value & msb)
+                self.flags(n=res & msb, z=res == 0, c=value & 1, v=False)
+                self.put(loc, res, bits)
+            elif code == SWPB:  # bytes of the low word swapped; .A keeps bits 19:16
+                res = (value & 0xF0000) | ((value & 0xFF) << 8) | ((value >> 8) & 0xFF)
+                self.put(loc, res, bits)
+            elif code == SXT:  # bit 7 into bits 19:8 (.A) or 15:8 (.W)
+                res = (value & 0xFF) | ((mask & ~0xFF) if value & 0x80 else 0)
+                self.flags(n=res & msb, z=res == 0, c=res != 0, v=False)
+                self.put(loc, res, bits)
+            else:
+                raise NotImplementedError(f"not an MSP430X extended instruction: {ext:#06x} {word:#06x}")
+
+    def _repetitions(self, ext: int) -> list:
+        """Register-mode extension word (4.5.2.1): one entry per repetition, each the
+        carry in forced by ZC (0) or None (use C)."""
+        n = ((self.r[ext & 0xF] if ext & 0x80 else ext) & 0xF) + 1
+        return [0 if ext & 0x100 else None] * n
+
+    def _alu(self, op: int, src: int, dst: int, bits: int, cin0) -> int | None:
+        """Format I operation in `bits` (8, 16, 20) bits with the flags of 4.6.3 (V of
+        DADDX undefined: unchanged). `cin0`: forced carry in (ZC) or None. Returns the
+        result to store, None for CMP/BIT."""
+        mask = (1 << bits) - 1
+        msb = 1 << (bits - 1)
+        carry = (self.r[2] & C_BIT) if cin0 is None else cin0
+        if op == MOV:
+            return src
+        if op in (ADD, ADDC, SUB, SUBC, CMP):
+            if op in (SUB, SUBC, CMP):
+                s, cin = ~src & mask, (1 if op in (SUB, CMP) else carry)
+            else:
+                s, cin = src, (carry if op == ADDC else 0)
+            r = self.add(dst, s, cin, bits)
+            return None if op == CMP else r
+        if op == DADD:
+            return self.decimal_add(dst, src, carry, bits)
+        if op in (BIT, AND):
+            r = src & dst
+            self.flags(n=r & msb, z=r == 0, c=r != 0, v=False)
+            return r if op == AND else None
+        if op == BIC:
+            return dst & ~src & mask
+        if op == BIS:
+            return dst | src
+        r = src ^ dst  # XOR
+        self.flags(n=r & msb, z=r == 0, c=r != 0, v=(src & dst & msb))
+        return r
+
+    def address(self, word: int) -> None:
+        """MSP430X address instructions, 0000h-0FFFh (SLAU367 4.5.3, 4.6.4: MOVA, CMPA,
+        ADDA, SUBA; BRA = MOVA dst,PC; RETA = MOVA @SP+,PC) and RRCM/RRAM/RLAM/RRUM (4.6.3,
+        fig. 4-33). 20-bit operands; memory operands are 20-bit words (`read20`);
+        z16 indexes are sign-extended and added modulo 1 MB."""
+        src, op, dst = (word >> 8) & 0xF, (word >> 4) & 0xF, word & 0xF
+        if op in (4, 5):
+            self.rotate_multiple(word)
+            return
+        if op == 0:  # MOVA @Rsrc,Rdst
+            self.setreg(dst, self.read20(self.r[src]))
+        elif op == 1:  # MOVA @Rsrc+,Rdst: the increment completes before the write
+            a = self.r[src]
+            self.setreg(src, a + 4)
+            self.setreg(dst, self.read20(a))
+        elif op == 2:  # MOVA &abs20,Rdst
+            self.setreg(dst, self.read20((src << 16) | self.fetch()))
+        elif op == 3:  # MOVA z16(Rsrc),Rdst (z16(PC): PC = the address of the index word)
+            base = self.r[src]
+            self.setreg(dst, self.read20(base + self._sext16(self.fetch())))
+        elif op == 6:  # MOVA Rsrc,&abs20
+            self.write20((dst << 16) | self.fetch(), self.r[src])
+        elif op == 7:  # MOVA Rsrc,z16(Rdst)
+            base = self.r[dst]
+            self.write20(base + self._sext16(self.fetch()), self.r[src])
+        else:
+            value = ((src << 16) | self.fetch()) if op < 12 else self.r[src]
+            kind = op & 3  # MOVA, CMPA, ADDA, SUBA (#imm20 for 8-11, Rsrc for 12-15)
+            if kind == 0:
+                self.setreg(dst, value)
+            elif kind == 2:
+                self.setreg(dst, self.add(self.r[dst], value, 0, 20))
+            else:
+                r = self.add(self.r[dst], ~value & MASK20, 1, 20)
+                if kind == 3:
+                    self.setreg(dst, r)
+
+    def rotate_multiple(self, word: int) -> None:
+        """RRCM/RRAM/RLAM/RRUM #n,Rdst (n = 1..4), .A (bit 4 = 0) or .W (clears bits
+        19:16). C = the last bit shifted out; V reset (RLAM: undefined, here: reset)."""
+        n = ((word >> 10) & 3) + 1
+        kind = (word >> 8) & 3
+        bits = 16 if word & 0x10 else 20
+        reg = word & 0xF
+        mask, msb = (1 << bits) - 1, 1 << (bits - 1)
+        v = self.r[reg] & mask
+        c = self.r[2] & C_BIT
         for _ in range(n):
-            cin = 0 if zero_carry else self.r[2] & C_BIT
-            if word >= 0x4000:
-                op, sreg, dreg = word >> 12, (word >> 8) & 0xF, word & 0xF
-                src = 0 if sreg == 3 else self.r[sreg] & mask
-                dst = self.r[dreg] & mask
-                if op == DADD:
-                    r = self.decimal_add(dst, src, cin, bits)
-                else:
-                    r = self.add(dst, src if op == ADDC else ~src & mask, cin, bits)
-                self.setreg(dreg, r)
-            else:  # RRC Rn
-                reg = word & 0xF
-                self.setreg(reg, self.rotate_right(self.r[reg] & mask, cin, bits))
+            if kind == 2:  # RLAM
+                c, v = (v >> (bits - 1)) & 1, (v << 1) & mask
+            else:
+                out = v & 1
+                top = (c << (bits - 1)) if kind == 0 else (v & msb) if kind == 1 else 0
+                c, v = out, (v >> 1) | top
+        self.flags(n=v & msb, z=v == 0, c=c, v=False)
+        self.setreg(reg, v)
+
+    def calla(self, word: int) -> None:
+        """CALLA (SLAU367 4.6.4): dst -> tmp; PC.19:16 and PC.15:0 pushed (SP - 4, the
+        20-bit return address as a 20-bit memory word); tmp -> PC."""
+        mode, reg = (word >> 4) & 0xF, word & 0xF
+        if mode == 4:  # Rdst
+            tmp = self.r[reg]
+        elif mode == 5:  # z16(Rdst)
+            base = self.r[reg]
+            tmp = self.read20(base + self._sext16(self.fetch()))
+        elif mode == 6:  # @Rdst
+            tmp = self.read20(self.r[reg])
+        elif mode == 7:  # @Rdst+
+            a = self.r[reg]
+            self.setreg(reg, a + 4)
+            tmp = self.read20(a)
+        elif mode == 8:  # &abs20
+            tmp = self.read20((reg << 16) | self.fetch())
+        elif mode == 9:  # EDE: PC + x20, PC = the address of the index word
+            base = self.r[0]
+            tmp = self.read20(base + ((reg << 16) | self.fetch()))
+        elif mode == 11:  # #imm20
+            tmp = (reg << 16) | self.fetch()
+        else:
+            raise NotImplementedError(f"not an MSP430X instruction: {word:#06x}")
+        sp = (self.r[1] - 4) & MASK20
+        self.write20(sp, self.r[0])
+        self.setreg(1, sp)
+        self.r[0] = tmp & MASK20
+
+    def pushm_popm(self, word: int) -> None:
+        """PUSHM.A/.W #n,Rdst: Rdst, Rdst-1, ... pushed (SP - 4 / - 2 each); POPM.A/.W
+        #n,Rdst (encoded with the lowest register Rdst - n + 1, fig. 4-32): popped from the
+        lowest register up; .W pops clear bits 19:16 (SLAU367 4.6.3). Flags unchanged."""
+        n = ((word >> 4) & 0xF) + 1
+        reg = word & 0xF
+        a = not (word >> 8) & 1  # .A
+        step = 4 if a else 2
+        sp = self.r[1]
+        if word < 0x1600:
+            for i in range(n):
+                sp = (sp - step) & MASK20
+                self.save(sp, self.r[(reg - i) & 0xF], 20 if a else 16)
+        else:
+            for i in range(n):
+                value = self.load(sp, 20 if a else 16)
+                sp = (sp + step) & MASK20
+                self.setreg((reg + i) & 0xF, value)
+        self.setreg(1, sp)
 
     # -- arithmetic shared by the core and the extended (X1) forms ----------------------
     def add(self, dst: int, s: int, cin: int, bits: int) -> int:
@@ -619,7 +932,8 @@ def execute(cpu, pc: int) -> None:
     operand may be a peripheral register, so the caller's read_memory/write_memory must
     route MMIO addresses to the bus. Registers are written back only after the whole
     instruction succeeded (an exception from `cpu` leaves the registers untouched).
-    Raises NotImplementedError for MSP430X extended instructions other than X1."""
+    20-bit (.A) memory operands are one access of 4 bytes (bits 31:20 ignored on read,
+    written as 0). Raises NotImplementedError for reserved encodings."""
     _Exec(cpu, pc).run()
 
 
@@ -643,6 +957,13 @@ class _Probe(_Exec):
         addr = addr & MASK20 if byte else addr & MASK20 & ~1
         self.accesses.append(("w", addr, 1 if byte else 2, value & (0xFF if byte else 0xFFFF)))
 
+    def read20(self, addr: int) -> int:
+        self.accesses.append(("r", addr & MASK20 & ~1, 4, None))
+        return super().read20(addr)
+
+    def write20(self, addr: int, value: int) -> None:
+        self.accesses.append(("w", addr & MASK20 & ~1, 4, value & MASK20))
+
     def commit(self) -> None:
         pass
 
@@ -653,8 +974,9 @@ def data_accesses(cpu, pc: int) -> list[tuple[str, int, int, int | None]]:
     Instruction fetches (opcode, extension and immediate words) are not data accesses.
     `cpu` as for `execute`, but only read: its read_memory must have no side effects
     (the caller gives peripheral registers as zeros: operand values never change the
-    addresses an MSP430 instruction accesses, only written values). Raises
-    NotImplementedError for MSP430X extended instructions other than X1."""
+    addresses an MSP430 instruction accesses, only written values; the repetition count
+    from Rn of an MSP430X register-mode instruction touches no memory). A 20-bit operand
+    is one access of size 4. Raises NotImplementedError for reserved encodings."""
     probe = _Probe(cpu, pc)
     probe.run()
     return probe.accesses
