@@ -41,6 +41,51 @@ def bundled(name: str):
 
 
 # -- the arithmetic -----------------------------------------------------------------------------
+MAC_SEQUENCE = """
+    .section .text,"ax"
+_start:
+    mov #0xFFF6, &0x04CA      ; RESLO, RESHI: the accumulator -10
+    mov #0xFFFF, &0x04CC
+    mov.b #0x80, &0x04C6      ; MACS (byte: -128), OP2 (byte: 127): -10 - 16256
+    mov.b #0x7F, &0x04C8
+    mov.b #0x85, &0x04C6      ; -123 * -123: + 15129 = -1137
+    mov.b #0x85, &0x04C8
+    mov &0x04CA, &r0_lo
+    mov &0x04CC, &r0_hi
+    mov #0xFFF0, &0x04CA      ; 65520 + 100 * 100 = 75520 = 0x12700: a carry into RESHI
+    mov #0, &0x04CC
+    mov.b #100, &0x04C6
+    mov.b #100, &0x04C8
+    mov &0x04CA, &r1_lo
+    mov &0x04CC, &r1_hi
+1:  jmp 1b
+    .section .nv,"aw"
+    .globl r0_lo, r0_hi, r1_lo, r1_hi
+r0_lo: .word 0
+r0_hi: .word 0
+r1_lo: .word 0
+r1_hi: .word 0
+    .section .vectors,"ax"
+    .word _start
+"""
+
+
+def test_mpy32_mac_sequence_of_the_engine(tmp_path):
+    """The MSP430 engine's DNN_MAC (c/dnn.h): accumulator preloaded into RESHI:RESLO, byte
+    stores of int8 operands to MACS and OP2 (sign-extended in the signed modes, SLAU367 and
+    QEMU's msp430 MPY model agree), the int32 sum read back."""
+    from tests import asm
+
+    m = emu.Machine.from_elf(asm.msp430(tmp_path, MAC_SEQUENCE))
+    assert m.run().outcome == "completed"
+
+    def word(name):
+        return int.from_bytes(m.read_memory(m.image.symbol(name).address, 2), "little")
+
+    assert (word("r0_hi") << 16 | word("r0_lo")) == (-10 - 128 * 127 + 123 * 123) & 0xFFFFFFFF
+    assert (word("r1_hi"), word("r1_lo")) == (0x0001, 0x2700)
+
+
 def test_rounding_is_half_up_then_saturating():
     # 5/2 = 2.5 -> 3, -5/2 = -2.5 -> -2 (ties towards +inf), -7/4 = -1.75 -> -2, 6/4 = 1.5 -> 2
     assert round_shift(np.array([5, -5, -7, 6, -6, 7]), 1).tolist() == [3, -2, -3, 3, -3, 4]

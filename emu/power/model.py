@@ -17,16 +17,22 @@ overhead and as many whole units as its budget allows; the rest of the period is
 A period in which not even one unit fits can never make progress: prediction
 `non_termination`, with the unit that does not fit.
 
-The per-unit instructions come from a *profile*: one run of the firmware under continuous
-power, stopped at each commit (`emu.power.commits`), plus a few reboots right after a
-commit for the recovery cost. They are not derived from the cost report: the instruction
-counts of a unit depend on the compiled code and, on the MSP430 (software multiply), on
-the data (docs/energy.md). For DNN firmware the generator's cost report
-(`dnn_<model>.costs.json` next to the ELF) names the stage of each unit and the
-non-volatile bytes each commit preserves.
+The per-unit instructions are *predicted* for DNN firmware (the default): the generator's
+cost report (`dnn_<model>.costs.json` next to the ELF) lists each task's operation counts,
+derived from the kernels' loop structure (firmware/dnn/taskops.py), and each count is
+weighed with the board's per-operation instruction cost (`TaskCosts`, board data in
+task_costs.json next to this module). Those costs are fitted once per board
+(`calibrate_task_costs`) on dedicated calibration models (firmware/models/calibration and
+calibration_fine), never on the firmware being predicted; the runtime's job start, finish
+and recovery are measured on them too (`python -m emu.power.model calibrate BUILD`).
+Alternatively a *profile* (`profile_firmware`, `emu model --profile`) takes the per-unit
+instructions from a continuous-power emulation of the firmware itself, stopped at each
+commit (`emu.power.commits`), plus a few reboots right after a commit for the recovery
+cost: exact, but circular as a check of the model.
 
-Public names: `Profile`, `profile_firmware`, `Prediction`, `predict`, `Comparison`,
-`compare`, `load_costs`.
+Public names: `Profile`, `Unit`, `profile_firmware`, `TaskCosts`, `calibrate_task_costs`,
+`load_task_costs`, `save_task_costs`, `profile_from_costs`, `Prediction`, `predict`,
+`Comparison`, `compare`, `load_costs`.
 """
 
 from __future__ import annotations
@@ -43,9 +49,13 @@ from .config import PowerConfig
 from .run import _instructions_within, run_energy
 from .timeline import Event
 
-__all__ = ["Profile", "Unit", "profile_firmware", "Prediction", "predict", "Comparison", "compare", "load_costs"]
+__all__ = ["Profile", "Unit", "profile_firmware", "TaskCosts", "calibrate_task_costs", "load_task_costs",
+           "save_task_costs", "profile_from_costs", "Prediction", "predict", "Comparison", "compare", "load_costs"]
 
 RECOVERY_SAMPLES = 5  # reboots measured for the recovery cost
+TASK_COSTS_FILE = Path(__file__).with_name("task_costs.json")  # per-board data (calibrate_task_costs)
+# firmware/models/calibration*: one network, two sets of task sizes; build/<board>/dnn_<model>.elf
+CALIBRATION_MODELS = ("calibration", "calibration_fine")
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,7 @@ class Profile:
     finish: int  # last commit to the end of the run
     recovery: int  # a reboot's instructions before the unit in flight runs again
     costs_file: str | None = None
+    source: str = "profile"  # "profile": measured on this firmware; "cost model": predicted from costs_file
 
     @property
     def instructions(self) -> int:
@@ -79,7 +90,7 @@ class Profile:
                 "units": len(self.units), "continuous_instructions": self.instructions,
                 "largest_unit": None if largest is None else
                 {"instructions": largest.instructions, "stage": largest.stage},
-                "costs_file": self.costs_file}
+                "costs_file": self.costs_file, "source": self.source}
 
 
 def load_costs(elf: str | Path) -> dict | None:
@@ -141,6 +152,115 @@ def profile_firmware(make_machine, costs: dict | None = None, costs_file: str | 
     recovery = round(sum(extra) / len(extra))
     units = tuple(Unit(n, stage, nv) for n, (stage, nv) in zip(sizes, labels))
     return Profile(machine.board.name, counts[0], units, total - counts[-1], recovery, costs_file)
+
+
+@dataclass(frozen=True)
+class TaskCosts:
+    """A board's instructions per operation of a DNN task (firmware/dnn/taskops.py's names),
+    and the runtime's fixed costs, fitted on the calibration models."""
+
+    board: str
+    per_op: dict  # operation name -> instructions per count
+    start: int  # power-on to the job's first commit
+    finish: int  # last commit to the end of the run (the RESULT frame)
+    recovery: int  # a reboot's instructions before the unit in flight runs again
+    calibration: dict = field(default_factory=dict)  # where the figures come from, and the fit's residuals
+
+    def unit(self, ops: dict) -> float:
+        """Predicted instructions of a task with operation counts `ops`."""
+        unknown = sorted(set(ops) - set(self.per_op))
+        if unknown:
+            raise EmuError(f"the {self.board} task costs have no figure for {', '.join(unknown)}: the calibration "
+                           "models do not exercise that kernel; use `emu model --profile`")
+        return sum(n * self.per_op[k] for k, n in ops.items())
+
+    def to_json(self) -> dict:
+        return {"per_op": self.per_op, "start": self.start, "finish": self.finish, "recovery": self.recovery,
+                "calibration": self.calibration}
+
+
+def _path_tasks(costs: dict, path: str = "final") -> list[tuple[int, dict]]:
+    """(stage, operation counts) of each task along a path of the cost report."""
+    stages = {s["stage"]: s for s in costs["stages"]}
+    out = []
+    for index in costs["paths"][path]["stages"]:
+        tasks = stages[index].get("tasks", "missing")
+        if tasks == "missing":
+            raise EmuError(f"the cost report of {costs.get('model')} has no per-task operation counts: it was "
+                           "written by an older generator; rebuild (make -C firmware)")
+        if tasks is None:
+            raise EmuError(f"stage {index} of {costs.get('model')} runs under a non-default design, which the cost "
+                           "model does not cover (it covers the default element loop); use `emu model --profile`")
+        out += [(index, ops) for ops in tasks]
+    return out
+
+
+def calibrate_task_costs(elfs: list[str | Path]) -> TaskCosts:
+    """Fit a board's per-operation costs on the calibration models' ELFs (least squares of
+    the task instructions of one continuous-power profile each on the tasks' operation
+    counts); the runtime's start, finish and recovery are the first one's."""
+    import numpy as np
+
+    tasks, instructions, profiles, models = [], [], [], []
+    for elf in map(Path, elfs):
+        costs = load_costs(elf)
+        if costs is None or costs.get("model") not in CALIBRATION_MODELS:
+            raise EmuError(f"{elf} is not a calibration model (dnn_{{{','.join(CALIBRATION_MODELS)}}}.elf with its "
+                           "costs.json); build them with make -C firmware")
+        profile = profile_firmware(lambda: Machine.from_elf(elf), costs, str(elf.with_suffix(".costs.json")))
+        tasks += [ops for _, ops in _path_tasks(costs)]
+        instructions += [u.instructions for u in profile.units]
+        profiles.append(profile)
+        models.append(costs["model"])
+    if len({p.board for p in profiles}) != 1:
+        raise EmuError("calibrate one board at a time: the ELFs are built for different boards")
+    names = sorted({k for ops in tasks for k in ops})
+    a = np.array([[ops.get(k, 0) for k in names] for ops in tasks], dtype=float)
+    y = np.array(instructions, dtype=float)
+    rank = int(np.linalg.matrix_rank(a))
+    if rank < len(names):  # a figure the calibration cannot tell apart from another one
+        raise EmuError(f"the calibration models' tasks determine only {rank} of {len(names)} operation costs; "
+                       "vary their stages (firmware/dnn/train.py: make_calibration)")
+    coef = np.linalg.lstsq(a, y, rcond=None)[0]
+    residual = (a @ coef - y) / y
+    first = profiles[0]
+    return TaskCosts(first.board, {k: round(float(c), 3) for k, c in zip(names, coef)}, first.start, first.finish,
+                     first.recovery,
+                     {"models": models, "tasks": len(tasks), "instructions": sum(p.instructions for p in profiles),
+                      "max_task_error": round(float(np.abs(residual).max()), 4),
+                      "rms_task_error": round(float(np.sqrt((residual ** 2).mean())), 4)})
+
+
+def load_task_costs(board: str, path: str | Path | None = None) -> TaskCosts:
+    """The stored per-operation costs of `board` (task_costs.json)."""
+    path = Path(path or TASK_COSTS_FILE)
+    try:
+        data = json.loads(path.read_text())[board]
+    except (OSError, ValueError) as exc:
+        raise EmuError(f"cannot read the task costs {path}: {exc}") from None
+    except KeyError:
+        raise EmuError(f"no task costs for board {board} in {path}: calibrate it (python -m emu.power.model "
+                       "calibrate build)") from None
+    return TaskCosts(board, data["per_op"], data["start"], data["finish"], data["recovery"], data["calibration"])
+
+
+def save_task_costs(costs: list[TaskCosts], path: str | Path | None = None) -> Path:
+    """Write the boards' costs (other boards already in the file are kept)."""
+    path = Path(path or TASK_COSTS_FILE)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.update({c.board: c.to_json() for c in costs})
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def profile_from_costs(costs: dict, task_costs: TaskCosts, costs_file: str | None = None) -> Profile:
+    """The predicted profile of DNN firmware: each task along the final path from its
+    operation counts (no emulation of that firmware)."""
+    tasks = _path_tasks(costs)
+    preserved = _unit_labels(costs, len(tasks), Path(costs_file or "costs.json"))
+    units = [Unit(round(task_costs.unit(ops)), stage, nv) for (stage, ops), (_, nv) in zip(tasks, preserved)]
+    return Profile(task_costs.board, task_costs.start, tuple(units), task_costs.finish, task_costs.recovery,
+                   costs_file, "cost model")
 
 
 @dataclass
@@ -291,3 +411,28 @@ def compare(make_machine, config: PowerConfig, profile: Profile | None = None,
     new machine (`run_energy`)."""
     profile = profile or profile_firmware(make_machine, costs)
     return Comparison(predict(profile, config), run_energy(make_machine(), config))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m emu.power.model calibrate BUILD: fit every board's task costs on
+    BUILD/<board>/dnn_calibration*.elf and store them (task_costs.json)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "calibrate":
+        print("usage: python -m emu.power.model calibrate BUILD_DIR", file=sys.stderr)
+        return 2
+    from ..boards import BOARDS
+
+    fitted = []
+    for board in sorted(BOARDS):
+        elfs = [Path(args[1]) / board / f"dnn_{name}.elf" for name in CALIBRATION_MODELS]
+        if all(elf.exists() for elf in elfs):
+            fitted.append(calibrate_task_costs(elfs))
+            print(f"{board}: {fitted[-1].calibration}")
+    print(f"wrote {save_task_costs(fitted)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

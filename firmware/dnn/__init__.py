@@ -8,6 +8,8 @@
                 tables (model.h) and the per-stage costs (costs.json)
     design.py   intermittent execution designs of the weighted stages: loop order, tiles,
                 commit granularity; their firmware table and cost figures
+    taskops.py  the operations each task executes (costs.json `tasks`), for the cost model in
+                emu/power/model.py
     measure.py  runs designs on the emulator: instructions, commits, non-volatile bytes (needs emu)
     train.py    trains the bundled models (needs scikit-learn; nothing else here does)
     c/          the C engine and app that run a generated model under the intermittent runtime

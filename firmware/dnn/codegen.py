@@ -23,7 +23,8 @@ Generated files (never checked in; firmware/Makefile writes them into the build 
                 app_output, dnn_buffer, dnn_pooled, dnn_commit_every, weights, biases,
                 dnn_stages[]
     costs.json  per stage: MACs, commits, non-volatile reads/writes per commit, preserved
-                bytes; per path (final output, each exit); the model's size
+                bytes; the operation counts of each task (taskops.py, for the cost model
+                in emu/power/model.py); per path (final output, each exit); the model's size
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .design import (DEFAULT, DESIGN_STRUCT, ORDERS, RUNTIME_COMMIT_BYTES, TASK_
                      check_design, geometry, stage_costs)
 from .model import ModelError, dump_json, pool_grid
 from .quant import QuantModel
+from .taskops import task_ops
 
 __all__ = ["Stage", "SparseWeights", "plan", "sparse_encode", "costs", "generate", "TASK_STATE_BYTES",
            "RUNTIME_COMMIT_BYTES", "NO_EXIT", "accumulator_size", "staging_size"]
@@ -291,6 +293,7 @@ def costs(qm: QuantModel, stages: list[Stage], commit_every: int | list[int],
         if s.sparse is not None:
             row["sparse"] = {"nonzero_weights": s.sparse.nonzeros, "filler_entries": s.sparse.fillers,
                              "pair_bytes": int(s.sparse.pairs.size), "row_pointer_bytes": 2 * int(s.sparse.rows.size)}
+        row["tasks"] = task_ops(s, n, d.is_default or s.op not in WEIGHTED_STAGES)  # the cost model's input
         if s.op == "exitpool":
             row["grid"] = s.grid
             row["adds"] = int(s.output_reads().sum())

@@ -3,6 +3,8 @@
     python -m firmware.dnn.train digits [--out DIR]         # needs scikit-learn (the 8x8 digits set)
     python -m firmware.dnn.train digits_exits [--out DIR]   # idem: two early exits, pruned
     python -m firmware.dnn.train allops [--out DIR]         # numpy only: random weights, every op
+    python -m firmware.dnn.train calibration [--out DIR]    # numpy only: the cost model's calibration
+    python -m firmware.dnn.train calibration_fine [--out DIR]  # idem, other task sizes
 
 `digits`: conv 3x3 x8 -> relu -> maxpool 2x2 -> flatten -> dense 10 on sklearn's bundled
 8x8 digits (1797 images, pixels 0..16, scaled to [0, 1]). Deterministic: a fixed split
@@ -27,6 +29,11 @@ magnitude-pruned (stored sparse) and it has three exits (after the first conv's 
 9x8 map pooled over 4x4 regions; after the depthwise conv, 1x1 regions; after the first
 dense layer's ReLU, a vector) with a random shared classifier. It exists to check the
 firmware kernels against the reference, not to classify anything.
+
+`calibration`, `calibration_fine`: not trained either; one network with random weights on
+every kernel, with two sets of task sizes. The cost model (emu/power/model.py) fits its
+per-operation instruction costs on the two once per board, and is then checked on the three
+models above (docs/energy.md).
 """
 
 from __future__ import annotations
@@ -294,6 +301,49 @@ def make_allops(out: Path, log=print) -> None:
     quantize(model)  # checks the accumulator ranges
 
 
+def make_calibration(out: Path, log=print, fine: bool = False) -> None:
+    """The cost model's calibration model (docs/energy.md): random weights, every kernel of
+    the default element loop (a standalone ReLU, conv2d with 2 and 8 input channels, kernels
+    3 and 2, depthwise convs of kernels 3 and 2, sparse conv2d and dense, both pools, dense
+    with fan-ins 6, 40, 16 and 6) and a different number of output elements per task in each stage, so that the
+    per-operation costs fitted on it are not collinear. Not one of the models the cost model
+    is checked on. `fine`: the same network and weights with other, mostly smaller, task
+    sizes (calibration_fine), so that a kernel's cost per task and per element are told
+    apart even where the model's one commit_every sets the task size (ReLU, pools)."""
+    from .design import Design
+
+    rng = np.random.default_rng(11)
+    layers = [M.relu(), M.dwconv2d(3), M.conv2d(4, 3), M.relu(), M.avgpool2(), M.conv2d(8, 3), M.maxpool2(),
+              M.conv2d(6, 2), M.dwconv2d(2), M.flatten(), M.dense(40), M.relu(), M.dense(16), M.dense(6), M.dense(5)]
+    model = Model("calibration_fine" if fine else "calibration", (2, 22, 20), layers, input_frac_bits=7,
+                  input_scale=1 / 128, commit_every=3 if fine else 7,
+                  description="random weights, every kernel, varied task sizes: the cost model's calibration "
+                              "(emu/power/model.py), not a classifier")
+    model.init_weights(rng)
+    for layer in model.layers:
+        if layer.bias is not None:
+            layer.bias = (rng.standard_normal(layer.bias.shape) * 0.1).astype(np.float32)
+    commits = ((1, 6), (2, 5), (5, 4), (7, 7), (8, 2), (10, 3), (12, 2), (13, 0), (14, 2)) if fine else \
+        ((1, 13), (2, 11), (5, 9), (7, 4), (8, 3), (10, 7), (12, 5), (13, 4), (14, 0))  # the rest: commit_every
+    for i, every in commits:
+        model.layers[i].design = Design(commit_every=every)
+    for i, sparsity in ((5, 0.7), (12, 0.75)):
+        layer = model.layers[i]
+        layer.sparsity = sparsity
+        layer.weight = (layer.weight * magnitude_mask(layer.weight, sparsity)).astype(np.float32)
+    raw = rng.integers(-128, 128, size=(8, 2 * 22 * 20), dtype=np.int64).astype(np.int8)
+    x = raw.reshape(-1, 2, 22, 20) * model.input_scale
+    calibrate(model, x[:4])
+    # other requantization shifts in a conv2d and a dense stage (some outputs saturate): the
+    # shift's cost per bit (shift_steps, firmware/dnn/taskops.py) must be told apart from the
+    # per-element costs
+    model.layers[7].output_frac_bits += 4
+    model.layers[10].output_frac_bits += 3
+    M.save(model, out)
+    np.savez_compressed(out / "testset.npz", x=raw, y=model.forward(x).argmax(axis=1).astype(np.uint8))
+    quantize(model)  # checks the accumulator ranges
+
+
 def report(model: Model, x: np.ndarray, y: np.ndarray, log=print) -> None:
     qm = quantize(model)
     fls, qs = model.forward_all(x), qm.forward_all(qm.quantize_input(x))
@@ -307,12 +357,14 @@ def report(model: Model, x: np.ndarray, y: np.ndarray, log=print) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m firmware.dnn.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", choices=("digits", "digits_exits", "allops"))
+    parser.add_argument("model", choices=("digits", "digits_exits", "allops", "calibration", "calibration_fine"))
     parser.add_argument("--out", type=Path, help="model directory (default firmware/models/<model>)")
     args = parser.parse_args(argv)
     out = args.out or MODELS_DIR / args.model
     out.mkdir(parents=True, exist_ok=True)
-    {"digits": make_digits, "digits_exits": make_digits_exits, "allops": make_allops}[args.model](out)
+    makers = {"digits": make_digits, "digits_exits": make_digits_exits, "allops": make_allops,
+              "calibration": make_calibration, "calibration_fine": lambda out: make_calibration(out, fine=True)}
+    makers[args.model](out)
     print(f"wrote {out}")
     return 0
 

@@ -75,6 +75,35 @@ static inline int8_t dnn_saturate(int32_t v, uint8_t shift, uint8_t relu)
     return (int8_t)v;
 }
 
+/* Multiply-accumulate of int8 x int8 products into an int32 accumulator:
+ *     DNN_MAC_BEGIN(acc); ... DNN_MAC(acc, a, b) ...; DNN_MAC_END(acc);
+ * MSP430FR5994: the MPY32 hardware multiplier (SLAU367, "32-Bit Hardware Multiplier"),
+ * 16 x 16 signed multiply-accumulate (MACS): the accumulator is preloaded into RESHI:RESLO,
+ * each product is a byte write of a to MACS and of b to OP2 (signed modes sign-extend
+ * 8-bit operands; writing OP2 starts the operation), and the 32-bit sum is read back. A
+ * product costs the same whatever the data (the software multiply __mspabi_mpyi does not),
+ * which is what lets a cost model predict a task's instructions (docs/energy.md). Between
+ * BEGIN and END nothing else may use the multiplier: the engine's loops call no function
+ * there, and the runtime's interrupt handlers are compiled without it (clang emits no MPY32
+ * accesses); a power failure loses the accumulator with the task, which runs again (a
+ * just-in-time checkpoint, runtime/jit.c, would not save it: the engine runs under tasks).
+ * The sum is read with absolute-mode loads, which the part allows right after the last OP2
+ * write (only an indirect read needs a NOP first). Other boards: plain C (MUL/MLA). */
+#if defined(BOARD_MSP430FR5994)
+#define DNN_MPY32_MACS  (*(volatile int8_t *)0x04C6u)
+#define DNN_MPY32_OP2   (*(volatile int8_t *)0x04C8u)
+#define DNN_MPY32_RESLO (*(volatile uint16_t *)0x04CAu)
+#define DNN_MPY32_RESHI (*(volatile uint16_t *)0x04CCu)
+#define DNN_MAC_BEGIN(acc) \
+    (DNN_MPY32_RESLO = (uint16_t)(acc), DNN_MPY32_RESHI = (uint16_t)((uint32_t)(acc) >> 16))
+#define DNN_MAC(acc, a, b) (DNN_MPY32_MACS = (int8_t)(a), DNN_MPY32_OP2 = (int8_t)(b))
+#define DNN_MAC_END(acc) ((acc) = (int32_t)(((uint32_t)DNN_MPY32_RESHI << 16) | DNN_MPY32_RESLO))
+#else
+#define DNN_MAC_BEGIN(acc) ((void)0)
+#define DNN_MAC(acc, a, b) ((acc) += (int16_t)((a) * (b)))
+#define DNN_MAC_END(acc) ((void)0)
+#endif
+
 /* The rounding term 2^(shift - 1) (0 for shift 0). */
 static inline int32_t dnn_rounding(uint8_t shift)
 {

@@ -85,12 +85,14 @@ typedef struct {
 static int32_t dot(int32_t acc, const pass_t *p, const int8_t *plane, const int8_t *w)
 {
     const uint16_t in_plane = p->s->in_plane, in_w = p->s->in_w;
+    DNN_MAC_BEGIN(acc);
     for (uint16_t a = 0; a < p->a; a++, plane += in_plane) {
         const int8_t *row = plane;
         for (uint16_t b = 0; b < p->b; b++, row += in_w)
             for (uint16_t j = 0; j < p->j; j++)
-                acc += (int16_t)(row[j] * *w++);
+                DNN_MAC(acc, row[j], *w++);
     }
+    DNN_MAC_END(acc);
     return acc;
 }
 
@@ -101,13 +103,15 @@ static int32_t sparse_slice(int32_t acc, const int8_t *anchor, const uint8_t *e,
                             uint16_t hi)
 {
     uint16_t off = 0;
+    DNN_MAC_BEGIN(acc);
     for (; e != stop; e += 2) {
         off = (uint16_t)(off + e[0]);
         if (off >= hi)
             break;
         if (off >= lo)
-            acc += (int16_t)(anchor[off] * (int8_t)e[1]);
+            DNN_MAC(acc, anchor[off], (int8_t)e[1]);
     }
+    DNN_MAC_END(acc);
     return acc;
 }
 

@@ -4,8 +4,9 @@
  * Each kernel computes output elements [begin, end) of its stage in channel-major order.
  * The position (channel, row, column) is found once per call, then advanced element by
  * element; input pointers are advanced the same way, so the inner loops do no index
- * multiplications (the MSP430 has no multiply instruction in the code built here: every
- * product is a call to __mspabi_mpyi).
+ * multiplications (the MSP430 has no multiply instruction in the code built here: an index
+ * product is a call to __mspabi_mpyi). The products of the weights go through DNN_MAC
+ * (dnn.h: the MPY32 on the MSP430).
  */
 #include "dnn.h"
 
@@ -13,10 +14,12 @@
  * from p on (dnn.h). */
 static int32_t sparse_dot(int32_t acc, const int8_t *p, const uint8_t *e, const uint8_t *stop)
 {
+    DNN_MAC_BEGIN(acc);
     for (; e != stop; e += 2) {
         p += e[0];
-        acc += (int16_t)(*p * (int8_t)e[1]);
+        DNN_MAC(acc, *p, (int8_t)e[1]);
     }
+    DNN_MAC_END(acc);
     return acc;
 }
 
@@ -41,12 +44,14 @@ static void conv(const dnn_stage_t *s, uint16_t begin, uint16_t end, int depthwi
     for (uint16_t o = begin; o < end; o++) {
         int32_t acc = s->bias[c] + half;
         const int8_t *w = filter, *plane = anchor;
+        DNN_MAC_BEGIN(acc);
         for (uint16_t ic = 0; ic < channels; ic++, plane += in_plane) {
             const int8_t *row = plane;
             for (uint16_t i = 0; i < k; i++, row += in_w)
                 for (uint16_t j = 0; j < k; j++)
-                    acc += (int16_t)(row[j] * *w++);
+                    DNN_MAC(acc, row[j], *w++);
         }
+        DNN_MAC_END(acc);
         s->out[o] = dnn_saturate(acc, s->shift, s->relu);
         anchor++;
         if (++x == out_w) { /* next row: skip the k - 1 columns the window cannot start at */
@@ -102,10 +107,13 @@ static void dense(const dnn_stage_t *s, uint16_t begin, uint16_t end)
     const uint16_t n = s->fan_in;
     const int32_t half = dnn_rounding(s->shift);
     const int8_t *w = s->weight + (uint32_t)begin * n;
+    const int8_t *const in = s->in; /* a local: the MPY32's volatile stores would make s->in a reload */
     for (uint16_t o = begin; o < end; o++) {
         int32_t acc = s->bias[o] + half;
+        DNN_MAC_BEGIN(acc);
         for (uint16_t i = 0; i < n; i++)
-            acc += (int16_t)(s->in[i] * *w++);
+            DNN_MAC(acc, in[i], *w++);
+        DNN_MAC_END(acc);
         s->out[o] = dnn_saturate(acc, s->shift, s->relu);
     }
 }
