@@ -232,10 +232,13 @@ def main() -> int:
            "results": rows, "target_fail_vs_raw": 0.8,
            "targets_met": all(r["fail_vs_raw"] >= 0.8 for r in rows)}
     print("\ncampaigns (bench/campaigns.py):")
-    from campaigns import measure as measure_campaigns, table as campaign_table
+    from campaigns import measure as measure_campaigns, table as campaign_table, targets as campaign_targets
 
     out["campaigns"] = [row for b in BOARDS for row in measure_campaigns(BUILD, b)]
     print(campaign_table(out["campaigns"]))
+    out["campaign_targets"] = campaign_targets(out["campaigns"])
+    for name, met in out["campaign_targets"].items():
+        print(f"  {'met' if met else 'NOT met'}: {name}")
     (ROOT / "bench" / "results.json").write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwritten bench/results.json; 80% target met: {out['targets_met']}")
     return 0

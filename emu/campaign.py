@@ -21,11 +21,25 @@ restores the nearest snapshot before k instead of re-running the prefix, on one 
 machine per process. `execute` spreads trials over worker processes (each builds its own
 machine from a `CampaignSpec`), appends them to a `ResultStore` as they finish and shows
 progress on a terminal.
+
+Convergence pruning (`prune`, on by default): after a trial's last failure its state is
+probed right before the final power-on and after `prune_first`, 2x, 4x, ... instructions
+of that power-on period. The machine is deterministic, so a trial whose state (`Machine.state_key`:
+registers, all memory, peripherals, pending input; not the counters or UART bytes already
+sent) equals one an earlier trial of this process had at a probe has the same ending: the
+same outcome after the same number of further instructions, the same further UART bytes
+and final memory. The trial stops there (`Trial.pruned`) and takes that ending, shifted by
+the difference of their instruction counts; where the instruction limit could tell them
+apart (the ending would reach the limit, or it was a timeout from another count) it runs
+on. States are compared exactly (a hash finds candidates). It cannot compare with the
+golden run itself: after a reboot volatile memory holds another fill and the firmware's
+boot counter differs.
 """
 
 from __future__ import annotations
 
 import bisect
+import gc
 import multiprocessing
 import os
 import random
@@ -40,7 +54,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 from .debuginfo import SourceMap
 from .engines.base import StopKind
 from .errors import EmuError
-from .machine import Machine, RunResult, Snapshot
+from .machine import Machine, Probe, RunResult, Snapshot
 from .protocol import last_result
 from .results import ResultStore, firmware_digest
 from .vectors import Vector, load_vector
@@ -168,6 +182,7 @@ class Trial:
     observed: dict[str, bytes]
     error: str | None = None
     energy: dict | None = None  # energy-driven trials (a sweep): latency, energy, power cycles
+    pruned: bool = field(default=False, compare=False)  # stopped early: converged with an earlier trial
 
 
 @dataclass
@@ -192,6 +207,11 @@ class CampaignResult:
     @property
     def failures(self) -> list[Trial]:
         return sorted((t for t in self.trials if t.outcome != "correct"), key=lambda t: _schedule(t.at))
+
+    @property
+    def pruned(self) -> int:
+        """Trials that stopped early because they converged with an earlier one."""
+        return sum(t.pruned for t in self.trials)
 
     @property
     def all_correct(self) -> bool:
@@ -219,7 +239,7 @@ class CampaignResult:
                 "reproduce": self.reproduce(t),
             })
         data = {"golden_instructions": self.golden_instructions, "trials": len(self.trials),
-                "outcomes": self.outcomes, "pruned": 0, "failures": failures}
+                "outcomes": self.outcomes, "pruned": self.pruned, "failures": failures}
         if self.sweep is not None:
             data["sweep"] = {"axes": {name: list(values) for name, values in self.sweep.axes},
                              "trials": [{"at": t.at, "parameters": self.sweep.combination(t.at),
@@ -255,9 +275,12 @@ class Campaign:
     """Golden run plus trials on one reused machine."""
 
     def __init__(self, machine: Machine, observe: Sequence[str] = (), max_factor: float = 10.0,
-                 interval: int | None = None, vector: "Vector | None" = None):
+                 interval: int | None = None, vector: "Vector | None" = None, prune: bool = True,
+                 prune_first: int | None = None):
         if max_factor < 1:
             raise EmuError("max-factor must be >= 1")
+        if prune_first is not None and prune_first < 1:
+            raise EmuError("prune_first must be >= 1 (instructions before the first convergence probe)")
         self.machine = machine
         self.observe = tuple(observe)
         self.vector = vector
@@ -289,6 +312,17 @@ class Campaign:
             if machine.step(self.interval).kind != StopKind.LIMIT:
                 break
         self._positions = [p for p, _ in self._snapshots]
+        # convergence pruning (module docstring): state key -> (ending, instructions and
+        # UART bytes sent when a trial had that state)
+        self.prune = prune
+        # a probe costs about as much as running a few thousand instructions
+        self.prune_first = prune_first or max(256, min(4096, self.golden_instructions // 16))
+        self._memo: dict[tuple, tuple[_Ending, int, int]] = {}  # endings that are not timeouts
+        self._timeouts: dict[tuple, tuple[_Ending, int, int]] = {}  # (state key, instructions) -> a timeout
+        self._seen: list[tuple[tuple, int, int]] = []  # this trial's probed states
+        self._hit: tuple[tuple[_Ending, int, int], int, int] | None = None
+        self._probe = Probe(self.prune_first, self._converged)
+        self._source: SourceMap | None = None
 
     @property
     def boot_instructions(self) -> int:
@@ -305,15 +339,60 @@ class Campaign:
             count += 1
         return count if m.engine.pc == main else 0
 
-    def _observed(self, result: RunResult) -> dict[str, bytes]:
+    def _observed(self, result: RunResult, tx_at_boot: int | None = None) -> dict[str, bytes]:
+        """The observed outputs of a run that ended in `result`; `tx_at_boot`: where the
+        last boot's UART bytes start in result.uart (default: the machine's)."""
         if self.observe:
-            return result.reads
+            return dict(result.reads)  # (a pruned trial's reads are an earlier trial's)
         if self.machine.input_waits:  # speaks the host protocol
-            found = last_result(result.uart)
-            if found is None:
-                return {"result": b""}
-            return {"result": found.output, "exit": bytes([found.exit])}
-        return {"uart": self.machine.uart_since_boot}
+            return dict(_result_frame(result.uart))
+        if tx_at_boot is None:
+            return {"uart": self.machine.uart_since_boot}
+        return {"uart": result.uart[tx_at_boot:]}
+
+    def forget(self) -> None:
+        """Drop the states pruning remembered (later trials start from nothing)."""
+        self._memo.clear()
+        self._timeouts.clear()
+
+    def _converged(self, m: Machine) -> bool:
+        """The probe: has an earlier trial had this state, with an ending this trial is
+        sure to share? Otherwise remember the state for later trials."""
+        key = m.state_key()
+        now, sent = m.instructions, len(m.link.tx)
+        hit = self._memo.get(key)
+        if hit is None or now + hit[0].instructions - hit[1] >= self.limit:  # not the same end before the limit
+            # a timeout only from the same count (from another it stops elsewhere, or ends)
+            hit = self._timeouts.get((key, now))
+        if hit is not None:
+            self._hit = (hit, now, sent)
+            return True
+        self._seen.append((key, now, sent))
+        return False
+
+    def _finish(self, result: RunResult) -> tuple[RunResult, bool]:
+        """The trial's final result (for a pruned one: the ending it converged to, shifted
+        to its own counts and UART bytes), recorded as the ending of every state it was
+        probed in; whether it was pruned."""
+        m = self.machine
+        pruned = result.outcome == "stopped"
+        if pruned:
+            (ending, then, then_sent), now, sent = self._hit
+            more = ending.instructions - then
+            result = RunResult(result.board, ending.outcome, now + more,
+                               result.power_cycles[:-1] + [result.power_cycles[-1] + more], ending.stop_pc,
+                               result.uart[:sent] + ending.uart[then_sent:], ending.reads, ending.error,
+                               ending.waiting_for_input)
+        if self._seen and len(self._memo) + len(self._timeouts) < _MEMO_LIMIT:
+            mine = _Ending(result.outcome, result.instructions, result.uart, result.reads, result.error,
+                           result.stop_pc, result.waiting_for_input)
+            for key, now, sent in self._seen:
+                if mine.outcome == "timeout":
+                    self._timeouts.setdefault((key, now), (mine, now, sent))
+                else:  # (every trial reaching this state ends so, the same number of instructions later)
+                    self._memo.setdefault(key, (mine, now, sent))
+        self._seen, self._hit = [], None
+        return result, pruned
 
     def trial(self, at: Point) -> Trial:
         """Fail power after at = k instructions (or per the schedule at = (k1, k2, ...)),
@@ -329,13 +408,17 @@ class Campaign:
                 raise EmuError(f"trial at {at}: the golden run ends before it ({self.golden_instructions})")
         pc = m.engine.pc
         m.power_fail()
-        result = m.run(fail_after=rest, max_instructions=self.limit)
-        observed = self._observed(result)
+        probe = self._probe if self.prune and m.supply is None else None
+        self._seen, self._hit = [], None
+        result, pruned = self._finish(m.run(fail_after=rest, max_instructions=self.limit, probe=probe))
+        # the last boot's UART bytes start here (a trial pruned before it is where it would)
+        tx_at_boot = len(m.link.tx) - (len(m.uart_since_boot) if m.powered else 0)
+        observed = self._observed(result, tx_at_boot)
         if result.outcome == "completed":
             outcome = "correct" if observed == self.expected else "wrong_output"
         else:
             outcome = result.outcome
-        return Trial(at, outcome, pc, observed, result.error)
+        return Trial(at, outcome, pc, observed, result.error, pruned=pruned)
 
     def run(self, points: Iterable[Point]) -> CampaignResult:
         """The trials at `points`, one after the other in this process (`execute` adds
@@ -344,13 +427,39 @@ class Campaign:
 
     def result(self, trials: list[Trial]) -> CampaignResult:
         m = self.machine
+        if self._source is None:  # DWARF parsing: once per campaign
+            self._source = SourceMap.from_elf(m.image.path)
         return CampaignResult(m.image.path, m.board.name, self.golden_instructions, self.expected, trials,
-                              observe=self.observe, source=SourceMap.from_elf(m.image.path),
+                              observe=self.observe, source=self._source,
                               vector=self.vector.path if self.vector else None,
                               sweep=getattr(self, "sweep", None))
 
 
 _BOOT_SEARCH_LIMIT = 200_000
+_MEMO_LIMIT = 20_000  # remembered trial states per process (a page list each, pages shared)
+
+
+@lru_cache(maxsize=256)
+def _result_frame(uart: bytes) -> dict[str, bytes]:
+    """The observed output of host-protocol firmware: its last RESULT frame (trials often
+    send the same bytes, and decoding them is pure Python)."""
+    found = last_result(uart)
+    if found is None:
+        return {"result": b""}
+    return {"result": found.output, "exit": bytes([found.exit])}
+
+
+@dataclass(frozen=True)
+class _Ending:
+    """How a trial's run ended (its RunResult's fields that a converged trial shares)."""
+
+    outcome: str
+    instructions: int
+    uart: bytes
+    reads: dict[str, bytes]
+    error: str | None
+    stop_pc: int
+    waiting_for_input: bool
 
 
 @dataclass(frozen=True)
@@ -429,18 +538,20 @@ class CampaignSpec:
     seed: int = 0
     vector: Vector | None = None
     sweep: "Sweep | None" = None  # energy-driven trials
+    prune: bool = True  # convergence pruning (never changes a trial's result)
 
     def campaign(self) -> Campaign:
         machine = Machine.from_elf(self.firmware, self.board, volatile_init=self.volatile_init, seed=self.seed)
         if self.sweep is not None:
             return EnergyCampaign(machine, self.sweep, observe=self.observe, max_factor=self.max_factor,
                                   vector=self.vector)
-        return Campaign(machine, observe=self.observe, max_factor=self.max_factor, vector=self.vector)
+        return Campaign(machine, observe=self.observe, max_factor=self.max_factor, vector=self.vector,
+                        prune=self.prune)
 
     def header(self, board: str) -> dict:
         """What a result file must match to be resumed."""
         options = asdict(replace(self, sweep=None))
-        del options["firmware"], options["vector"], options["sweep"]
+        del options["firmware"], options["vector"], options["sweep"], options["prune"]  # (prune: same results)
         if self.sweep is not None:
             options["sweep"] = self.sweep.to_json()
         options.update(board=board, observe=list(self.observe))
@@ -500,6 +611,9 @@ def execute(campaign: Campaign, spec: CampaignSpec, points: Sequence[Point], *, 
         else:
             size = max(_MIN_BATCH, min(_MAX_BATCH, len(todo) // (workers * 8)))
             context = multiprocessing.get_context("spawn")  # no engine state crosses a fork
+            # machines no longer used may sit in reference cycles: free them here, since the
+            # pool's threads must not (an icicle VM may only be dropped on its own thread)
+            gc.collect()
             with ProcessPoolExecutor(workers, mp_context=context) as pool:
                 pending = {pool.submit(_run_batch, spec, batch) for batch in _batches(todo, size)}
                 try:
@@ -527,6 +641,7 @@ def _run_on_dask(address: str, spec: CampaignSpec, todo: list[Point], finished) 
         from distributed import Client, as_completed
     except ImportError:
         raise EmuError("--scheduler needs Dask: pip install 'intermittent-emu[dask]'") from None
+    gc.collect()  # (see the local pool in execute: no icicle VM dropped on Dask's threads)
     try:
         client = Client(address, timeout="10s")
     except (OSError, TimeoutError) as exc:

@@ -101,15 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--vector", type=Path, metavar="DIR",
                      help="write a test vector's input into the firmware's input buffer first")
     energy = run.add_argument_group("energy-driven power failures (docs/energy.md; instead of --fail-after)")
-    energy.add_argument("--power", type=Path, metavar="CONFIG", help="power configuration (TOML)")
-    energy.add_argument("--harvester", metavar="SPEC", help="const:1mW, current:2mA, square:PERIOD,DUTY,POWER or trace:FILE")
-    energy.add_argument("--capacitor", metavar="C", help="storage capacitance, e.g. 100uF")
-    energy.add_argument("--v-on", metavar="V", help="supervisor turn-on voltage, e.g. 2.8")
-    energy.add_argument("--v-off", metavar="V", help="brown-out voltage, e.g. 1.9")
-    energy.add_argument("--leakage", metavar="I|R", help="capacitor leakage, e.g. 1uA or 10MOhm")
-    energy.add_argument("--efficiency", metavar="E", help="regulator efficiency, e.g. 0.85")
-    energy.add_argument("--v-warn", metavar="V", help="power-warning trip level of the board's comparator "
-                        "input (MSP430 COMP_E, STM32 PVD_IN), e.g. 2.2")
+    _add_power_flags(energy)
     energy.add_argument("--plot", type=Path, metavar="FILE.png",
                         help="draw capacitor voltage against time, with power failures (PNG)")
     run.add_argument("--json", action="store_true", help="print one JSON object")
@@ -154,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     camp.add_argument("--resume", action="store_true",
                       help="keep the trials already in the results file and run only the others")
     camp.add_argument("--report", type=Path, metavar="DIR", help="write an HTML report to DIR/index.html")
+    camp.add_argument("--no-prune", dest="prune", action="store_false",
+                      help="run every trial to its end instead of stopping it once it converges with an "
+                           "earlier one (same results, slower; docs/campaigns.md)")
     camp.add_argument("--json", action="store_true", help="print one JSON object")
     model = sub.add_parser("model", help="predict intermittent latency, energy and power cycles of task-based "
                                          "firmware (iNAS's model) and compare with an energy-driven emulation")
@@ -161,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--board", choices=sorted(BOARDS), help="default: from the ELF machine type")
     _add_power_flags(model.add_argument_group("power configuration (docs/energy.md)"))
     model.add_argument("--no-emulation", action="store_true", help="print the prediction only")
+    model.add_argument("--profile", action="store_true",
+                       help="take each unit's instructions from a continuous-power emulation of this firmware "
+                            "instead of predicting them from its cost report (exact, but not a prediction)")
     model.add_argument("--volatile-init", choices=VOLATILE_INIT, default="random")
     model.add_argument("--seed", type=_count, default=0)
     model.add_argument("--json", action="store_true", help="print one JSON object")
@@ -276,7 +274,8 @@ def _campaign(args: argparse.Namespace) -> int:
         campaign = EnergyCampaign(machine, sweep, observe=args.observe, max_factor=args.max_factor, vector=vector)
     else:
         sweep = None
-        campaign = Campaign(machine, observe=args.observe, max_factor=args.max_factor, vector=vector)
+        campaign = Campaign(machine, observe=args.observe, max_factor=args.max_factor, vector=vector,
+                            prune=args.prune)
     if sweep is not None:
         strategy = None  # the trials are the sweep's combinations
     elif args.exhaustive:
@@ -295,7 +294,7 @@ def _campaign(args: argparse.Namespace) -> int:
         strategy = Strategy.parse(f"range:{args.range}")
     points = sweep.points() if sweep is not None else strategy.points(campaign, seed=args.seed)
     spec = CampaignSpec(args.firmware, machine.board.name, tuple(args.observe), args.max_factor,
-                        args.volatile_init, args.seed, vector, sweep)
+                        args.volatile_init, args.seed, vector, sweep, prune=args.prune)
     header = spec.header(machine.board.name)
     path = args.results or Path(".emu/campaigns") / f"{args.firmware.stem}-{header['firmware_sha256'][:12]}.jsonl"
     with ResultStore(path, header, resume=args.resume) as store:
@@ -334,7 +333,7 @@ def _commit_times(args: argparse.Namespace, uart_input: bytes, energy) -> list[t
 
 
 def _model(args: argparse.Namespace) -> int:
-    from .power.model import compare, load_costs, predict, profile_firmware
+    from .power.model import compare, load_costs, load_task_costs, predict, profile_firmware, profile_from_costs
 
     config = _power_config(args)
 
@@ -342,7 +341,15 @@ def _model(args: argparse.Namespace) -> int:
         return Machine.from_elf(args.firmware, args.board, volatile_init=args.volatile_init, seed=args.seed)
 
     costs = load_costs(args.firmware)
-    profile = profile_firmware(make_machine, costs, str(args.firmware.with_suffix(".costs.json")) if costs else None)
+    costs_file = str(args.firmware.with_suffix(".costs.json")) if costs else None
+    if args.profile:
+        profile = profile_firmware(make_machine, costs, costs_file)
+    elif costs is None:
+        raise EmuError(f"no cost report {args.firmware.with_suffix('.costs.json').name} next to {args.firmware.name}: "
+                       "the prediction needs the DNN generator's per-task costs; for other task-based firmware "
+                       "use --profile (unit costs from an emulation)")
+    else:
+        profile = profile_from_costs(costs, load_task_costs(make_machine().board.name), costs_file)
     if args.no_emulation:
         prediction = predict(profile, config)
         print(json.dumps({"profile": profile.to_json(), "prediction": prediction.to_json()}) if args.json else
@@ -353,7 +360,8 @@ def _model(args: argparse.Namespace) -> int:
         print(json.dumps({"profile": profile.to_json(), **comparison.to_json()}))
     else:
         p = comparison.prediction
-        print(f"{args.firmware.name} on {profile.board}: {len(profile.units)} atomic units, "
+        how = "predicted from the cost report" if profile.source == "cost model" else "measured on this firmware"
+        print(f"{args.firmware.name} on {profile.board}: {len(profile.units)} atomic units ({how}), "
               f"{profile.instructions:,} instructions under continuous power, recovery {profile.recovery} "
               f"per reboot, largest unit {p.largest_unit:,} with recovery, period budget "
               f"{'unlimited' if p.budget is None else f'{p.budget:,}'}: "

@@ -13,7 +13,9 @@
   project firmware's wait for a UART byte, while the UART input is empty: the firmware
   has done what it can and now waits for the host); `crash` on an invalid instruction or
   bad access; `timeout` when `max_instructions` (all periods together) run out.
-* Runs are deterministic: same ELF, options and seed give the same result.
+* Runs are deterministic: same ELF, options and seed give the same result. `state_key()`
+  is the state that decides the rest of a run (all but the instruction counters and the
+  UART output already sent), for campaigns that stop a trial once it converges (`Probe`).
 * Interrupts: peripherals request them (`Peripheral.irq_pending`); the machine accepts a
   pending, unmasked one at the boundary before the next instruction it runs (acceptance
   is not an instruction and is not counted) and stops its engine runs at the instruction
@@ -28,7 +30,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -39,7 +41,7 @@ from .engines.base import Engine, EngineStop, Mapping, StopKind
 from .errors import EmuError
 from .peripherals import Link, PeripheralBus, Supply, build_bus
 
-__all__ = ["Machine", "RunResult", "Snapshot", "VOLATILE_INIT", "DEFAULT_MAX_INSTRUCTIONS"]
+__all__ = ["Machine", "RunResult", "Snapshot", "Probe", "VOLATILE_INIT", "DEFAULT_MAX_INSTRUCTIONS"]
 
 VOLATILE_INIT = ("random", "zero", "keep")
 # Functions in which firmware waits for host input (firmware/lib/protocol.c).
@@ -92,6 +94,26 @@ class Snapshot:
     period: int  # instructions at the start of the current period (engine counter)
     boots: int
     tx_at_boot: int  # UART bytes sent before the current (or last) boot
+    irq_delay: bool = False  # an interrupt waits for the instruction after an EINT
+
+
+@dataclass(frozen=True)
+class Probe:
+    """`run(probe=...)`: in the run's last power-on period (no scheduled failure left),
+    `check(machine)` is called when the period's instruction count is `first`, 2 x
+    `first`, 4 x `first`, ... (a long run is probed a few times only), and before that
+    period's power-on (the machine then powered off); when it returns True the run stops
+    with outcome "stopped"."""
+
+    first: int
+    check: "Callable[[Machine], bool]"
+
+    def at_or_after(self, count: int) -> int:
+        """The first probe point >= count (count >= 1)."""
+        point = self.first
+        while point < count:
+            point <<= 1
+        return point
 
 
 class Machine:
@@ -107,6 +129,7 @@ class Machine:
             raise EmuError("max-instructions must be >= 0")
         self.image, self.board = image, board
         self._volatile = board.volatile_regions
+        self._nv_ranges = tuple((r.start, r.end) for r in board.nonvolatile_regions)
         self.volatile_init, self.seed = volatile_init, seed
         self.max_instructions = max_instructions
         self.verbose = verbose
@@ -138,7 +161,9 @@ class Machine:
         self._period_start = 0
         self._boots = 0
         self._tx_at_boot = 0
+        self._irq_delay = False
         self._pool: bytes | None = None
+        self._fills: dict[int, list[list[bytes]] | None] = {}  # see _fill_pages
         self._initial = self.snapshot()
 
     @classmethod
@@ -276,8 +301,12 @@ class Machine:
         if self.volatile_init != "keep":
             engine.reset_cpu()
             fill = self._volatile_fill()
-            for r in self._volatile:
-                engine.write_memory(r.start, fill[: r.size])
+            regions = self._fill_pages(fill)
+            for i, r in enumerate(self._volatile):
+                if regions is None:
+                    engine.write_memory(r.start, fill[: r.size])
+                else:
+                    engine.write_pages(r.start, regions[i])
                 fill = fill[r.size :]
             names = _GENERAL_REGISTERS[board.arch]
             engine.write_registers({n: int.from_bytes(fill[4 * i : 4 * i + 4], "little") for i, n in enumerate(names)})
@@ -298,6 +327,7 @@ class Machine:
             engine.pc = int.from_bytes(vectors[4:], "little") & ~1
         self._boots += 1
         self._tx_at_boot = len(self.link.tx)
+        self._irq_delay = False
         self._powered = True
         self._period_start = engine.instructions
 
@@ -311,8 +341,35 @@ class Machine:
             return memoryview(bytes(size))
         if self._pool is None:
             self._pool = np.random.default_rng(self.seed).bytes(size + _POOL_SLACK)
-        offset = (self._boots * 0x9E3779B1) % _POOL_SLACK
+        offset = self._fill_offset()
         return memoryview(self._pool)[offset : offset + size]
+
+    def _fill_offset(self) -> int:
+        """Where this boot's fill starts in the pool (-1: zeros)."""
+        return -1 if self.volatile_init == "zero" else (self._boots * 0x9E3779B1) % _POOL_SLACK
+
+    def _fill_pages(self, fill: memoryview) -> list[list[bytes]] | None:
+        """The volatile regions' part of `fill` as 1 KiB pages, the same objects for the
+        same fill (engines then share them between snapshots: see Engine.write_pages);
+        None at a fill's first use (most runs never see a fill twice)."""
+        key = self._fill_offset()  # the fill is a function of it (the pool is the seed's)
+        cached = self._fills.get(key, False)
+        if cached is False:
+            if len(self._fills) >= 8:
+                self._fills.clear()
+            self._fills[key] = None
+            return None
+        if cached is not None:
+            return cached
+        regions, rest = [], fill
+        for r in self._volatile:
+            data = bytes(rest[: r.size])
+            regions.append([data[i : i + 1024] for i in range(0, len(data), 1024)])
+            rest = rest[r.size :]
+        if len(self._fills) >= 8:
+            self._fills.clear()
+        self._fills[key] = regions
+        return regions
 
     def power_fail(self) -> None:
         """Cut power now: the current period ends, volatile state is lost at next power-on."""
@@ -336,11 +393,14 @@ class Machine:
         if not self._irq_sources:
             return engine.run(budget)
         end = engine.instructions + budget
-        delay = False  # MSP430: the instruction after one that sets GIE runs first
+        # MSP430: the instruction after one that sets GIE runs first (carried over from the
+        # previous call, so that where a caller splits a run does not matter)
+        delay, self._irq_delay = self._irq_delay, False
         while True:
             now = engine.instructions
             chunk = end - now
             if chunk <= 0:
+                self._irq_delay = delay
                 return EngineStop(StopKind.LIMIT, engine.pc)
             held = False
             if not delay:  # (else: the instruction after EINT runs first)
@@ -374,11 +434,13 @@ class Machine:
                 return stop
 
     # -- running ------------------------------------------------------------------------
-    def run(self, fail_after: Iterable[int] | None = None, max_instructions: int | None = None) -> RunResult:
+    def run(self, fail_after: Iterable[int] | None = None, max_instructions: int | None = None,
+            probe: Probe | None = None) -> RunResult:
         """Run to completion, crash or timeout. `fail_after` = [K1, K2, ...]: the current
         (or first) power-on period fails after K1 instructions in it, the next after K2,
         and so on; then power stays on. Continues from the current state: a fresh
-        machine starts at power-on, a restored one where its snapshot was taken."""
+        machine starts at power-on, a restored one where its snapshot was taken. With a
+        `probe`, ends "stopped" when the probe says so (see `Probe`)."""
         schedule = [int(k) for k in (fail_after or [])]
         if any(k < 0 for k in schedule):
             raise EmuError("fail-after counts must be >= 0")
@@ -386,8 +448,14 @@ class Machine:
         engine = self.engine
         stop: EngineStop | None = None
         outcome, error = "timeout", None
+        probe_at = None  # the period instruction count of the next probe
         while True:
             if not self._powered:
+                if probe is not None and not schedule:
+                    if probe.check(self):  # (what power-on makes of a state is a function of it)
+                        stop, outcome = EngineStop(StopKind.LIMIT, engine.pc), "stopped"
+                        break
+                    probe_at = probe.first
                 self.power_on()
             remaining = limit - engine.instructions
             if remaining <= 0:
@@ -402,6 +470,16 @@ class Machine:
                     continue
             else:
                 budget = remaining
+                if probe is not None:
+                    at = self.period_instructions
+                    if probe_at is None:  # (this run started in its last period)
+                        probe_at = probe.at_or_after(max(at, 1))
+                    if at == probe_at:
+                        if probe.check(self):
+                            stop, outcome = EngineStop(StopKind.LIMIT, engine.pc), "stopped"
+                            break
+                        probe_at = probe.at_or_after(at + 1)
+                    budget = min(budget, probe_at - at)
             if engine.pc in self.input_waits and self.link.rx:
                 stop = self.step_past_exit()  # the host sent something: go and read it
             else:
@@ -423,7 +501,8 @@ class Machine:
         if outcome == "timeout":
             error = f"no completion within {limit} instructions"
         cycles = self._cycles + [self.period_instructions]
-        reads = {name: engine.read_memory(address, size) for name, address, size in self.observe}
+        reads = {} if outcome == "stopped" else {name: engine.read_memory(address, size)
+                                                 for name, address, size in self.observe}
         return RunResult(self.board.name, outcome, engine.instructions, cycles, stop.pc,
                          bytes(self.link.tx), reads, error,
                          waiting_for_input=outcome == "completed" and stop.pc in self.input_waits)
@@ -441,7 +520,29 @@ class Machine:
     # -- snapshots ------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
         return Snapshot(self.engine.save(), self.bus.save(), self.link.save(), self._powered,
-                        tuple(self._cycles), self._period_start, self._boots, self._tx_at_boot)
+                        tuple(self._cycles), self._period_start, self._boots, self._tx_at_boot, self._irq_delay)
+
+    def state_key(self) -> tuple:
+        """What decides the rest of a run from here, as a hashable value: registers, all
+        memory, peripherals, pending UART input, power, the interrupt-acceptance delay.
+        Left out, because they do not steer execution: the instruction counters, the UART
+        bytes already sent, and the boot count (it only picks the volatile fill of later
+        power-ons; `uart_since_boot` moves with it). Powered off (and volatile_init not
+        "keep"): non-volatile memory, peripherals, pending input and which fill the next
+        power-on brings, since that power-on sets everything else. Two machines of the same ELF, board
+        and options, without an energy supply (`supply` None: a supply's voltage follows
+        the period's instruction count), with equal keys run the same instructions from
+        here while power stays on, stop the same way after the same number of them, and
+        send the same further UART bytes; only counter-dependent limits
+        (max_instructions) can end them differently."""
+        engine = self.engine
+        if not self._powered and self.volatile_init != "keep":
+            # the next power-on overwrites volatile memory and sets the registers from the
+            # fill of that boot, so they do not count; the fill's offset does
+            kept = tuple(engine.read_register(n) for n in _KEPT_AT_POWER_ON[self.board.arch])
+            return (engine.state_key(None, self._nv_ranges), kept, self.bus.state_key(), bytes(self.link.rx),
+                    False, self._fill_offset())
+        return (engine.state_key(None), self.bus.state_key(), bytes(self.link.rx), self._powered, self._irq_delay)
 
     def restore(self, snapshot: Snapshot) -> None:
         self.engine.load(snapshot.engine)
@@ -452,6 +553,7 @@ class Machine:
         self._period_start = snapshot.period
         self._boots = snapshot.boots
         self._tx_at_boot = snapshot.tx_at_boot
+        self._irq_delay = snapshot.irq_delay
 
     def rebase(self) -> None:
         """Make the current (powered-off) state the one `reset()` returns to: e.g. after
@@ -476,6 +578,10 @@ class Machine:
 
 
 _POOL_SLACK = 1 << 16
+
+# registers that power_on (with a fill) leaves as they were: MSP430 R3 (the constant
+# generator); on the Cortex-M reset_cpu restores the whole CPU context
+_KEPT_AT_POWER_ON = {"msp430": ("r3",), "cortex-m": ()}
 
 _GENERAL_REGISTERS = {
     "msp430": tuple(f"r{i}" for i in range(4, 16)),

@@ -31,7 +31,8 @@ def firmware_digest(path: str | Path) -> str:
 def trial_to_json(trial) -> dict:
     return {"at": trial.at if isinstance(trial.at, int) else list(trial.at), "outcome": trial.outcome,
             "pc": trial.pc, "observed": {k: v.hex() for k, v in trial.observed.items()}, "error": trial.error,
-            **({"energy": trial.energy} if getattr(trial, "energy", None) is not None else {})}
+            **({"energy": trial.energy} if getattr(trial, "energy", None) is not None else {}),
+            **({"pruned": True} if getattr(trial, "pruned", False) else {})}
 
 
 def trial_from_json(data: dict):
@@ -39,7 +40,7 @@ def trial_from_json(data: dict):
 
     at = data["at"] if isinstance(data["at"], int) else tuple(data["at"])
     return Trial(at, data["outcome"], data["pc"], {k: bytes.fromhex(v) for k, v in data["observed"].items()},
-                 data.get("error"), data.get("energy"))
+                 data.get("error"), data.get("energy"), pruned=data.get("pruned", False))
 
 
 class ResultStore:

@@ -136,3 +136,21 @@ def test_broken_twin_fails_somewhere_in_a_small_sweep(build_dir, app, board):
     points = [k for k, pc in enumerate(trace) if k and pc in in_app]
     result = campaign.run(random.Random(1).sample(points, min(1000, len(points))))
     assert result.outcomes["wrong_output"] + result.outcomes["timeout"] + result.outcomes["crash"] > 0
+
+
+@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("app", APPS + ["demo"])
+def test_correct_app_passes_exhaustive_and_double_campaigns(build_dir, app, board):
+    """Every single failure point, and failures inside the recovery after a first one."""
+    from emu.campaign import CampaignSpec, Strategy, execute, exhaustive
+
+    spec = CampaignSpec(build_dir / board / f"{app}.elf")
+    campaign = spec.campaign()
+    n = campaign.golden_instructions
+    single = execute(campaign, spec, exhaustive(n), workers=2, progress=False)
+    assert len(single.trials) == n - 1
+    single.assert_all_correct()
+    twice = execute(campaign, spec, Strategy.parse("double:300").points(campaign, seed=5), workers=2,
+                    progress=False)  # as emu campaign --double 300
+    assert len(twice.trials) == 300
+    twice.assert_all_correct()

@@ -148,6 +148,12 @@ class Engine(ABC):
     def write_memory(self, address: int, data: bytes) -> None:
         """Raw write, also to read-only memory (this is how flashing works)."""
 
+    def write_pages(self, address: int, pages: Sequence[bytes]) -> None:
+        """`write_memory(address, b"".join(pages))`; engines that keep snapshots as pages
+        may keep these objects as they are (callers pass the same objects for the same
+        bytes, e.g. a volatile fill, to make saving and comparing states cheaper)."""
+        self.write_memory(address, b"".join(pages))
+
     @abstractmethod
     def track_writes(self, ranges: Sequence[tuple[int, int]] | None) -> None:
         """Start recording CPU writes into these [start, end) ranges (None: stop). Slows
@@ -173,3 +179,28 @@ class Engine(ABC):
     @abstractmethod
     def load(self, state: object) -> None:
         """Return to a state returned by `save` on this engine."""
+
+    def state_key(self, state: object | None, ranges: Sequence[tuple[int, int]] | None = None) -> "StateKey":
+        """A hashable, exactly comparable view of a state from `save`, its instruction
+        counter left out: two states with equal keys are the same registers, memory and
+        engine-internal execution state, so they run identically from there on (campaign
+        convergence pruning, docs/campaigns.md). With `ranges` ([start, end) each): only
+        the memory there and the engine-internal state, no registers (for a powered-off
+        machine, whose registers the next power-on sets); then `state` may be None, for
+        the current state (cheaper than a save)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot compare states")
+
+
+class StateKey:
+    """`digest` (cheap, a hash) plus `parts` (compared exactly when digests match)."""
+
+    __slots__ = ("digest", "parts")
+
+    def __init__(self, digest: int, parts: tuple):
+        self.digest, self.parts = digest, parts
+
+    def __hash__(self) -> int:
+        return self.digest
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StateKey) and self.digest == other.digest and self.parts == other.parts

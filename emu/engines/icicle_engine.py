@@ -25,13 +25,20 @@ counting rule of `base` holds.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Sequence
 
 import icicle
 
 from . import msp430_fixups
-from .base import Access, Engine, EngineStop, Mapping, MmioBus, StopKind
+from .base import Access, Engine, EngineStop, Mapping, MmioBus, StateKey, StopKind
+
+try:  # (a helper of the Unicorn engine's extension: indices where two lists hold other objects)
+    from ._ucount import ident_diff as _ident_diff
+except ImportError:  # pragma: no cover - build problem; the plain loop does the same
+    def _ident_diff(a: list, b: list) -> list[int]:
+        return [i for i, (x, y) in enumerate(zip(a, b)) if x is not y]
 
 __all__ = ["IcicleEngine"]
 
@@ -145,6 +152,7 @@ class IcicleEngine(Engine):
         self._stop_soon = False
         self._watch: tuple | None = None  # watch_memory: (ranges, callback)
         self.unwatched_instructions = 0  # watched steps whose accesses the model could not say
+        self._picks: dict[tuple, object] = {}  # state_key(ranges=...): ranges -> page picker
 
     # -- memory map -------------------------------------------------------------------
     def map(self, mappings: Sequence[Mapping], bus: MmioBus) -> None:
@@ -490,16 +498,37 @@ class IcicleEngine(Engine):
         self._start_tracking()
         vm = self._vm
         shadow = self._shadow
-        for index, page in enumerate(state.pages):
-            if index in self._dirty or shadow[index] is not page:
-                start, size, access = self._pages[index]
-                if index in self._dirty or shadow[index] != page:
-                    self._note_code_write(start, page)
-                    vm.mem_write(start, page)
-                shadow[index] = page
-                if index in self._dirty and access in _CLEAN:
-                    vm.mem_protect(start, size, _CLEAN[access])
+        # pages written since, or held as other objects than the state's (a C loop finds those)
+        changed = self._dirty.union(_ident_diff(shadow, list(state.pages)))
+        for index in sorted(changed):
+            page = state.pages[index]
+            start, size, access = self._pages[index]
+            if index in self._dirty or shadow[index] != page:
+                self._note_code_write(start, page)
+                vm.mem_write(start, page)
+            shadow[index] = page
+            if index in self._dirty and access in _CLEAN:
+                vm.mem_protect(start, size, _CLEAN[access])
         self._dirty.clear()
         for name, value in zip(REGISTERS, state.registers):
             vm.reg_write(_ICICLE_NAME[name], value)
         self._base = vm.icount - state.instructions
+
+    def state_key(self, state: object | None, ranges: Sequence[tuple[int, int]] | None = None) -> StateKey:
+        """Registers and pages (what `load` restores), not the counter. With `ranges`: the
+        pages touching them, without registers (`state` None: the current state)."""
+        if state is None:
+            state = self.save()
+        assert isinstance(state, _State)
+        if ranges is None:
+            parts = (state.registers, state.pages)
+        else:
+            ranges = tuple(ranges)
+            pick = self._picks.get(ranges)
+            if pick is None:
+                index = [i for i, (start, size, _) in enumerate(self._pages)
+                         if any(start < b and a < start + size for a, b in ranges)]
+                pick = self._picks[ranges] = (lambda pages: ()) if not index else (
+                    lambda pages, get=operator.itemgetter(*index): (get(pages),) if len(index) == 1 else get(pages))
+            parts = ((), pick(state.pages))
+        return StateKey(hash(parts), parts)

@@ -97,7 +97,7 @@ from unicorn.unicorn_py3.unicorn import (
     uclib,
 )
 
-from .base import Access, Engine, EngineStop, Mapping, MmioBus, StopKind
+from .base import Access, Engine, EngineStop, Mapping, MmioBus, StateKey, StopKind
 
 try:
     from . import _ucount
@@ -237,6 +237,35 @@ class _State:
     count: int
     it_lo: int
     it_hi: int
+    digest: tuple[int | None, ...]  # of `pages`, per storage region (see _page_digest); None: not known yet
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _page_digest(index: int, page: bytes) -> int:
+    """One page's share of its region's digest (a sum over the region's pages, so a save
+    updates it for the changed pages only; bytes objects cache their hash)."""
+    return hash((index, page))
+
+
+class _PageView:
+    """Some pages of a page list (those where `inside[i]` is 1), compared (==) by their
+    contents only when asked."""
+
+    __slots__ = ("pages", "inside")
+
+    def __init__(self, pages: list, inside: bytes):
+        self.pages, self.inside = pages, inside
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _PageView) or other.inside != self.inside:
+            return False
+        a, b, inside = self.pages, other.pages, self.inside
+        # pages are shared between states: only those held as different objects need a look
+        return a is b or all(a[i] == b[i] for i in _ucount.ident_diff(a, b) if inside[i])
+
+    __hash__ = None  # (a StateKey's digest stands for it)
 
 
 @dataclass(frozen=True)
@@ -370,6 +399,16 @@ class UnicornEngine(Engine):
             self._update_it_bits()
         zero = bytes(PAGE_SIZE)
         self._base = [zero] * self._npages  # memory == these pages + dirty pages
+        self._region_of: list[int] = []  # page index -> storage region (owners' order)
+        self._regions: list[tuple[int, int]] = []  # storage region -> (first page, pages)
+        for r, m in enumerate(owners):
+            self._regions.append((offsets[m.start] // PAGE_SIZE, m.size // PAGE_SIZE))
+            self._region_of += [r] * (m.size // PAGE_SIZE)
+        self._digest = tuple(sum(_page_digest(i, zero) for i in range(first, first + n)) & _MASK64
+                             for first, n in self._regions)
+        self._adopted: dict[int, tuple] = {}  # id(pages) -> (pages, address, first page, bytes, region digest)
+        self._plans: dict[tuple, tuple[tuple[int, ...], tuple[int, ...], bytes]] = {}  # see _page_plan
+        self._scratch = None  # a UcContext that state_key(None) saves the CPU into
         self._mapped = True
 
     def _alias_target(self, m: Mapping, by_start: dict[int, Mapping]) -> Mapping | None:
@@ -699,6 +738,7 @@ class UnicornEngine(Engine):
         """Restore the CPU context captured when the engine was created (Cortex-M reset
         state: Thread mode, privileged, MSP, PRIMASK/BASEPRI/FAULTMASK/CONTROL = 0)."""
         self._uc.context_restore(self._reset_context)
+        self._c.it_lo = self._c.it_hi = 0  # no IT block in progress after a reset (ITSTATE = 0)
         # see write_register: refresh QEMU's cached privilege/mode flags
         self._write(A.UC_ARM_REG_APSR_NZCV, self._read(A.UC_ARM_REG_XPSR) & 0xF000_0000)
 
@@ -783,6 +823,47 @@ class UnicornEngine(Engine):
                     self._update_it_bits()
             pos += n
 
+    def write_pages(self, address: int, pages: Sequence[bytes]) -> None:
+        """write_memory of the pages one after the other; whole pages keep these very
+        bytes objects as the engine's saved view of them, so the next save neither copies
+        nor hashes them (a caller passing the same list object again, e.g. the volatile
+        fill of one boot number, makes a whole region's digest a lookup)."""
+        known = self._adopted.get(id(pages))
+        if known is not None and known[0] is pages and known[1] == address:  # seen: checked, joined
+            _, _, first, data, region_digest = known
+            if region_digest is None and self._regions[self._region_of[first]] == (first, len(pages)):
+                # used again (a campaign's fill): worth its digest, a hash of every page
+                region_digest = sum(_page_digest(first + j, p) for j, p in enumerate(pages)) & _MASK64
+                self._adopted[id(pages)] = (pages, address, first, data, region_digest)
+            whole = region_digest is not None or self._regions[self._region_of[first]] == (first, len(pages))
+        else:
+            data = b"".join(pages)
+            piece = next(iter(self._pieces(address, len(data))), None) if data else None
+            if (address % PAGE_SIZE or piece is None or piece[2] - piece[1] != len(data)
+                    or piece[0].host_offset is None or set(map(len, pages)) != {PAGE_SIZE}):
+                self.write_memory(address, data)
+                return
+            first = (piece[0].host_offset + address - piece[0].start) // PAGE_SIZE
+            region_digest = None  # (computed when the same pages come again, or when needed)
+            whole = self._regions[self._region_of[first]] == (first, len(pages))
+            if whole:
+                if len(self._adopted) > 16:
+                    self._adopted.clear()
+                self._adopted[id(pages)] = (pages, address, first, data, None)
+        self.write_memory(address, data)  # marks the pages dirty: a save finds them unchanged
+        old, base = self._base, list(self._base)
+        base[first : first + len(pages)] = pages
+        digest = list(self._digest)
+        if whole:
+            digest[self._region_of[first]] = region_digest
+        else:
+            for j, p in enumerate(pages):
+                i = first + j
+                r = self._region_of[i]
+                if old[i] is not p and digest[r] is not None:
+                    digest[r] = (digest[r] + _page_digest(i, p) - _page_digest(i, old[i])) & _MASK64
+        self._base, self._digest = base, tuple(digest)
+
     def _update_it_bits(self) -> None:
         """Recompute the IT-site bitmap of the code window from its bytes."""
         start, size, off = self._code
@@ -850,14 +931,26 @@ class UnicornEngine(Engine):
 
     # -- snapshots --------------------------------------------------------------------
     def save(self) -> object:
+        self._snap_pages()
+        c = self._c
+        shadow = {k: bytes(v) for k, v in self._mmio_shadow.items()} if self._mmio_shadow else {}
+        return _State(self._token, self._uc.context_save(), self._base, shadow, c.count, c.it_lo, c.it_hi,
+                      self._digest)
+
+    def _snap_pages(self) -> None:
+        """Make `_base` (and its digests) the memory as it is now."""
         if self._running:
             raise RuntimeError("save() during run()")
         dirty = _ucount.take_dirty(self._caddr)  # a superset of the pages written since
         if dirty:
-            self._base = _ucount.snap_pages(self._host, PAGE_SIZE, self._base, dirty)
-        c = self._c
-        shadow = {k: bytes(v) for k, v in self._mmio_shadow.items()} if self._mmio_shadow else {}
-        return _State(self._token, self._uc.context_save(), self._base, shadow, c.count, c.it_lo, c.it_hi)
+            old, new = self._base, _ucount.snap_pages(self._host, PAGE_SIZE, self._base, dirty)
+            digest, region_of = list(self._digest), self._region_of
+            for i in dirty:
+                if new[i] is not old[i]:
+                    r = region_of[i]
+                    if digest[r] is not None:
+                        digest[r] = (digest[r] + _page_digest(i, new[i]) - _page_digest(i, old[i])) & _MASK64
+            self._base, self._digest = new, tuple(digest)
 
     def load(self, state: object) -> None:
         if not isinstance(state, _State) or state.owner is not self._token:
@@ -871,9 +964,70 @@ class UnicornEngine(Engine):
             dirty.sort()
         if dirty:
             _ucount.restore_pages(self._caddr, self._host, PAGE_SIZE, state.pages, dirty)
-        self._base = state.pages
+        self._base, self._digest = state.pages, state.digest
         self._uc.context_restore(state.context)
         c = self._c
         c.count, c.it_lo, c.it_hi = state.count, state.it_lo, state.it_hi
         c.last_counted = c.stop_pending = 0
         self._mmio_shadow = {k: bytearray(v) for k, v in state.mmio_shadow.items()}
+
+    def state_key(self, state: object | None, ranges: Sequence[tuple[int, int]] | None = None) -> StateKey:
+        """Pages (by their running digests), Unicorn's CPU context without its header (which
+        holds bookkeeping that differs between saves of one state), the IT-block tracking
+        and the MMIO shadow; not the counter. With `ranges`: their pages instead of all,
+        and no CPU context. `state` None: the current state (no save needed)."""
+        context = None
+        if state is None:
+            self._snap_pages()
+            c = self._c
+            pages, digests, it_lo, it_hi = self._base, self._digest, c.it_lo, c.it_hi
+            shadow = tuple(sorted((k, bytes(v)) for k, v in self._mmio_shadow.items()))
+            if ranges is None:
+                if self._scratch is None:
+                    self._scratch = self._uc.context_save()
+                else:
+                    self._uc.context_update(self._scratch)
+                context = self._scratch
+        else:
+            if not isinstance(state, _State) or state.owner is not self._token:
+                raise ValueError("state was not saved by this engine")
+            pages, digests, it_lo, it_hi = state.pages, state.digest, state.it_lo, state.it_hi
+            shadow = tuple(sorted(state.mmio_shadow.items()))
+            context = state.context
+        if None in digests:
+            digests = self._known_digests(pages, digests)
+        if ranges is not None:
+            whole, single, inside = self._page_plan(tuple(ranges))
+            digest = hash((tuple(digests[r] for r in whole), tuple(pages[i] for i in single), it_lo, it_hi, shadow))
+            return StateKey(digest, (it_lo, it_hi, shadow, _PageView(pages, inside)))
+        raw = bytes(context)
+        cpu = raw[len(raw) - int.from_bytes(raw[:8], "little"):]  # header: size_t context_size first
+        extra = (cpu, it_lo, it_hi, shadow)
+        return StateKey(hash((digests, extra)), (extra, pages))
+
+    def _known_digests(self, pages: list, digests: tuple) -> tuple[int, ...]:
+        """`digests` with the unknown ones computed from `pages` (kept if current)."""
+        known = tuple(d if d is not None else sum(_page_digest(i, pages[i]) for i in range(first, first + n)) & _MASK64
+                      for d, (first, n) in zip(digests, self._regions))
+        if pages is self._base:
+            self._digest = known
+        return known
+
+    def _page_plan(self, ranges: tuple[tuple[int, int], ...]) -> tuple[tuple[int, ...], tuple[int, ...], bytes]:
+        """(storage regions wholly in `ranges`, other pages touching them, 1 for each page
+        of either, 0 for the others): cached."""
+        plan = self._plans.get(ranges)
+        if plan is None:
+            pages: set[int] = set()
+            for start, end in ranges:
+                for s, a, b in self._pieces(start, end - start):
+                    if s.host_offset is not None:
+                        o = s.host_offset + a - s.start
+                        pages.update(range(o // PAGE_SIZE, (o + b - a - 1) // PAGE_SIZE + 1))
+            inside = bytes(int(i in pages) for i in range(self._npages))
+            whole = tuple(r for r, (first, n) in enumerate(self._regions) if pages.issuperset(range(first, first + n)))
+            for r in whole:
+                first, n = self._regions[r]
+                pages.difference_update(range(first, first + n))
+            plan = self._plans[ranges] = (whole, tuple(sorted(pages)), inside)
+        return plan

@@ -98,6 +98,13 @@ class Peripheral:
         self.__dict__.clear()
         self.__dict__.update(state)
 
+    def state_key(self) -> object:
+        """The state, compared by value (==), for comparing two machines' states (campaign
+        convergence pruning): every attribute (the machine hooks `clock` and `power` by
+        identity). A peripheral whose behaviour depends on the clock must override it so
+        that the key holds what is relative to the clock, not absolute instruction counts."""
+        return dict(self.__dict__)
+
 
 class RegisterFile:
     """Byte-addressed storage for plain registers (kept as written)."""

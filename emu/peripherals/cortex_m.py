@@ -110,6 +110,11 @@ class SysTick(Peripheral):
     def _restart(self, value: int) -> None:
         self.start, self.start_value, self.zeros_read = self._now(), value, 0
 
+    def state_key(self) -> object:
+        # counting, it depends on the time since `start`, not on `start` itself
+        elapsed = self._now() - self.start if self.csr & 1 else None
+        return (self.csr, self.rvr, self.start_value, self.zeros_read, elapsed)
+
     def read(self, offset: int, size: int) -> int:
         if offset == 0:
             _, zeros = self._state()
