@@ -226,17 +226,8 @@ class Gen:
         if k == "reg":
             s = self.src_reg()
             return 0, s, 0, [], f"R{s}"
-        if k == "idx":
-            p = self.live_ptr(bits) if bits != 8 else rng.choice(POINTERS)
-            t = self.ptr_target(p, bits)
-            x = (t - self.ptr[p]) & 0xFFFFF
-            return 1, p, x >> 16, [lambda a, x=x: x & 0xFFFF], f"{x:#x}(R{p})"
-        if k == "abs":
-            t = self.data_addr(bits)
-            return 1, 2, t >> 16, [lambda a, t=t: t & 0xFFFF], f"&{t:#x}"
-        if k == "sym":  # X = target - address of the index word; the high bits are
-            t = self.data_addr(bits)  # resolved when the item's address is known
-            return 1, 0, ("sym", t), [("sym", t)], f"{t:#x}"
+        if k in ("idx", "abs", "sym"):
+            return self.memory_operand(k, bits)
         if k in ("ind", "inc"):
             p = self.live_ptr(bits)
             if k == "inc":
@@ -255,15 +246,20 @@ class Gen:
         if k == "reg":
             d = self.data_reg()
             return 0, d, 0, [], f"R{d}"
+        return self.memory_operand(k, bits)
+
+    def memory_operand(self, k: str, bits: int):
+        """An indexed ("idx"), absolute ("abs") or symbolic ("sym") operand, as a source's."""
         if k == "idx":
-            p = self.live_ptr(bits) if bits != 8 else rng.choice(POINTERS)
+            p = self.live_ptr(bits) if bits != 8 else self.rng.choice(POINTERS)
             t = self.ptr_target(p, bits)
             x = (t - self.ptr[p]) & 0xFFFFF
             return 1, p, x >> 16, [lambda a, x=x: x & 0xFFFF], f"{x:#x}(R{p})"
-        if k == "abs":
-            t = self.data_addr(bits)
-            return 1, 2, t >> 16, [lambda a, t=t: t & 0xFFFF], f"&{t:#x}"
         t = self.data_addr(bits)
+        if k == "abs":
+            return 1, 2, t >> 16, [lambda a, t=t: t & 0xFFFF], f"&{t:#x}"
+        # symbolic: X = target - address of the index word; the high bits are resolved
+        # when the item's address is known
         return 1, 0, ("sym", t), [("sym", t)], f"{t:#x}"
 
     def _emit_ext(self, head, src_hi, dst_hi, extra, text, v_undef=False):
