@@ -352,3 +352,21 @@ _start:
 """)
     r = emu.Machine.from_elf(elf).run(max_instructions=100)
     assert r.outcome == "crash" and "self-modifying code" in r.error
+
+
+def test_an_exit_added_inside_code_that_already_ran_is_hit(build_dir):
+    """icicle checks breakpoints when it translates a block: an exit added later in the
+    middle of a translated block must still stop the run (emu gdb's `break FILE:LINE`)."""
+    from emu.campaign import golden_trace
+
+    elf = build_dir / "msp430fr5994" / "checksum.elf"
+    start = emu.Machine.from_elf(elf).resolve_address("task_chunk")
+    trace = golden_trace(emu.Machine.from_elf(elf))
+    inside = sorted({pc for pc in trace if start < pc < start + 40})[2]  # not a block start
+    m = emu.Machine.from_elf(elf)
+    m.power_on()
+    m.step(5000)  # task_chunk has run (and been translated) by now
+    assert inside in trace[:5000]
+    m.engine.set_exits(sorted(m.exits | {inside}))
+    stop = m.step(10**6)
+    assert stop.pc == inside and m.instructions == trace.index(inside, 5000)

@@ -151,6 +151,7 @@ class IcicleEngine(Engine):
         self._widths: dict[int, int] = {}  # pc -> operand width of MMIO instructions
         self._stop_soon = False
         self._watch: tuple | None = None  # watch_memory: (ranges, callback)
+        self._armed: set[int] = set()  # exits this VM has had (see set_exits)
         self.unwatched_instructions = 0  # watched steps whose accesses the model could not say
         self._picks: dict[tuple, object] = {}  # state_key(ranges=...): ranges -> page picker
 
@@ -182,6 +183,13 @@ class IcicleEngine(Engine):
         self._exits = set(addresses)
         for a in self._exits:
             self._vm.add_breakpoint(a)
+        # icicle checks breakpoints when it translates a block: one added inside a block
+        # translated before is never hit, so code that may have run needs a fresh VM
+        new = self._exits - self._armed
+        if new:
+            self._armed |= new
+            if self._ran:
+                self._stale_code = True
 
     def scan_code(self, address: int, code: bytes) -> None:
         """Place repair breakpoints for instructions icicle mis-executes in `code`, and
@@ -399,6 +407,8 @@ class IcicleEngine(Engine):
                     vm.mem_protect(start, size, _CLEAN[access])
         for a in self._exits | self._fixups:
             vm.add_breakpoint(a)
+        self._armed = set(self._exits)
+        self._ran = False
         for name in REGISTERS:
             vm.reg_write(_ICICLE_NAME[name], old.reg_read(_ICICLE_NAME[name]))
         vm.icount = old.icount
