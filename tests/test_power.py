@@ -133,7 +133,7 @@ def test_config_errors(doc, needle):
 def test_missing_settings_name_the_flags():
     with pytest.raises(EmuError) as exc:
         power_config(harvester="const:1mW")
-    assert "--capacitor" in str(exc.value) and "--v-on" in str(exc.value) and "--power-config" in str(exc.value)
+    assert "--capacitor" in str(exc.value) and "--v-on" in str(exc.value) and "--power CONFIG" in str(exc.value)
 
 
 # -- the circuit ---------------------------------------------------------------------------------

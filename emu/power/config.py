@@ -174,7 +174,7 @@ def power_config(*, harvester: str | Harvester | None = None, capacitance: str |
     if v_off is None and base is None:
         missing.append("--v-off (e.g. 1.8)")
     if missing:
-        raise EmuError("an energy-driven run needs " + ", ".join(missing) + " or a --power-config FILE")
+        raise EmuError("an energy-driven run needs " + ", ".join(missing) + " or a --power CONFIG file")
     h = base.harvester if harvester is None else (
         harvester if isinstance(harvester, Harvester) else parse_harvester(harvester, base_dir))
     cap = base.capacitor if base is not None else None
