@@ -144,24 +144,25 @@ def nv_writes(machine: Machine) -> list[int]:
 
 def nv_writers(machine: Machine) -> tuple[list[int], int]:
     """(the i whose instruction - the one that runs after i have retired - writes
-    non-volatile memory in the golden run, N). Single-steps the run with write tracking
-    on the board's non-volatile regions."""
+    non-volatile memory in the golden run, N). Watches the CPU's writes to the board's
+    non-volatile regions (`Engine.watch_memory`)."""
     engine = machine.engine
     machine.reset()
     machine.power_on()
-    engine.track_writes([(r.start, r.end) for r in machine.board.nonvolatile_regions])
-    engine.take_writes()
-    writers = []
-    i = 0
+    writers: set[int] = set()
+
+    def note(kind: str, address: int, size: int, value, pc: int, index: int) -> None:
+        if kind == "w":
+            writers.add(index)
+
+    engine.watch_memory([(r.start, r.end) for r in machine.board.nonvolatile_regions], note)
     try:
-        while machine.step(1).kind == StopKind.LIMIT:
-            if engine.take_writes():
-                writers.append(i)
-            i += 1
+        machine.step(machine.max_instructions)
+        n = engine.instructions
     finally:
-        engine.track_writes(None)
+        engine.watch_memory(None, None)
         machine.reset()
-    return writers, i
+    return sorted(writers), n
 
 
 def sample(golden_instructions: int, count: int, seed: int) -> list[int]:

@@ -154,15 +154,6 @@ class Engine(ABC):
         bytes, e.g. a volatile fill, to make saving and comparing states cheaper)."""
         self.write_memory(address, b"".join(pages))
 
-    @abstractmethod
-    def track_writes(self, ranges: Sequence[tuple[int, int]] | None) -> None:
-        """Start recording CPU writes into these [start, end) ranges (None: stop). Slows
-        execution down: meant for single-stepping analyses, not for campaigns."""
-
-    @abstractmethod
-    def take_writes(self) -> bool:
-        """Whether the CPU wrote into a tracked range since the last call."""
-
     def watch_memory(self, ranges: Sequence[tuple[int, int]] | None,
                      callback: "Callable[[str, int, int, int | None, int, int], None] | None") -> None:
         """Report every CPU data access into these [start, end) ranges (None: stop):

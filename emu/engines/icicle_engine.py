@@ -140,7 +140,6 @@ class IcicleEngine(Engine):
         self._page_index: dict[int, int] = {}  # page start -> index
         self._shadow: list[bytes] = []
         self._dirty: set[int] = set()
-        self._watched: list[tuple[int, int]] = []  # track_writes ranges
         self._tracking = False
         # icicle never drops translated code (not on mem_write, protect or remap), so a
         # write from Python over executable memory after a run needs a fresh VM
@@ -415,22 +414,6 @@ class IcicleEngine(Engine):
         self._vm = vm
         self._stale_code = False
         self._widths.clear()
-
-    # -- write tracking ------------------------------------------------------------------
-    def track_writes(self, ranges: Sequence[tuple[int, int]] | None) -> None:
-        # the snapshot machinery already traps the first write to each clean page;
-        # take_writes re-arms it after every call
-        if ranges:
-            self._start_tracking()
-            self._sync_dirty()
-        self._watched = [(a, b) for a, b in ranges] if ranges else []
-
-    def take_writes(self) -> bool:
-        hit = any(start < b and a < start + size
-                  for index in self._dirty for start, size, _ in (self._pages[index],)
-                  for a, b in self._watched)
-        self._sync_dirty()
-        return hit
 
     # -- access watching ----------------------------------------------------------------
     def watch_memory(self, ranges, callback) -> None:

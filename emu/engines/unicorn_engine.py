@@ -78,7 +78,6 @@ from unicorn import (
     UC_HOOK_INSN_INVALID,
     UC_HOOK_INTR,
     UC_HOOK_MEM_INVALID,
-    UC_HOOK_MEM_WRITE,
     UC_HOOK_TLB_FILL,
     UC_MODE_THUMB,
     UC_PROT_EXEC,
@@ -298,9 +297,7 @@ class UnicornEngine(Engine):
         self._u32 = ctypes.c_uint32()
         self._u32_ref = ctypes.byref(self._u32)
         self._exits: frozenset[int] = frozenset()
-        self._write_hooks: list = []  # track_writes
         self._watch_hooks: list = []  # watch_memory
-        self._wrote = False
         self._mapped = False
         self._running = False
         self._bus: MmioBus | None = None
@@ -893,23 +890,6 @@ class UnicornEngine(Engine):
         for i, v in enumerate(bytes(data)):
             a = address + i
             self._mmio_shadow.setdefault(a // PAGE_SIZE, bytearray(PAGE_SIZE))[a % PAGE_SIZE] = v
-
-    # -- write tracking ------------------------------------------------------------------
-    def track_writes(self, ranges: Sequence[tuple[int, int]] | None) -> None:
-        for handle in self._write_hooks:
-            self._uc.hook_del(handle)
-        self._write_hooks = []
-        self._wrote = False
-        for start, end in ranges or ():
-            self._write_hooks.append(self._uc.hook_add(UC_HOOK_MEM_WRITE, self._note_write, begin=start,
-                                                       end=end - 1))
-
-    def _note_write(self, uc, access, address, size, value, user) -> None:
-        self._wrote = True
-
-    def take_writes(self) -> bool:
-        wrote, self._wrote = self._wrote, False
-        return wrote
 
     # -- access watching ----------------------------------------------------------------
     def watch_memory(self, ranges, callback) -> None:

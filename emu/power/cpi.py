@@ -59,9 +59,10 @@ def estimate_cpi(machine: Machine, max_instructions: int = 5_000_000) -> CpiEsti
     cycles_of = msp430_cycles if machine.board.arch == "msp430" else thumb_cycles
     machine.reset()
     machine.power_on()
-    engine.track_writes([(r.start, r.end) for r in machine.board.nonvolatile_regions])
-    engine.take_writes()
-    count = cycles = writes = 0
+    writers: set[int] = set()  # instructions (by index) that wrote non-volatile memory
+    engine.watch_memory([(r.start, r.end) for r in machine.board.nonvolatile_regions],
+                        lambda kind, address, size, value, pc, index: kind == "w" and writers.add(index))
+    count = cycles = 0
     try:
         pc = engine.pc
         while count < max_instructions:
@@ -72,15 +73,14 @@ def estimate_cpi(machine: Machine, max_instructions: int = 5_000_000) -> CpiEsti
                 break
             nxt = engine.pc
             cycles += cycles_of(code, pc, nxt)
-            writes += engine.take_writes()
             count += 1
             pc = nxt
             if stop.kind != StopKind.LIMIT:
                 break
     finally:
-        engine.track_writes(None)
+        engine.watch_memory(None, None)
         machine.reset()
-    return CpiEstimate(count, cycles, writes)
+    return CpiEstimate(count, cycles, len(writers))
 
 
 def msp430_cycles(code: bytes, pc: int, next_pc: int) -> int:
