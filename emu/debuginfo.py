@@ -68,6 +68,11 @@ class SourceMap:
             pass
         return cls(functions, lines)
 
+    @property
+    def functions(self) -> dict[str, tuple[int, int]]:
+        """Function name -> [start, end) of its code (from the ELF's function symbols)."""
+        return {name: (start, start + size) for start, size, name in self._functions}
+
     def lookup(self, address: int) -> SourcePosition:
         function = None
         i = bisect.bisect_right(self._fstarts, address) - 1

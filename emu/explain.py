@@ -215,10 +215,7 @@ class _Stepper:
         self.trace: list[AccessReport] = []
         self.failures: list[tuple[int, int]] = []  # (instructions in the period, pc not executed)
         self.outcome = "timeout"
-        image = machine.image
-        mask = ~1 if image.machine == "EM_ARM" else ~0
-        self.entries = {s.address & mask for s in image.symbols.values()
-                        if s.size and next(image.symbols_containing(s.address & mask, code=True), None)}
+        self.entries = {start for start, _ in locate.functions.values()}  # function entry points
 
     def run(self, schedule: Sequence[int], limit: int) -> None:
         m, engine, locate = self.machine, self.machine.engine, self.locate

@@ -106,6 +106,7 @@ class Locator:
     def __init__(self, image: ElfImage):
         self.image = image
         self.source = SourceMap.from_elf(image.path)
+        self.functions = self.source.functions  # name -> [start, end)
         self._code: dict[int, CodeLocation] = {}
 
     def code(self, pc: int) -> CodeLocation:

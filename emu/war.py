@@ -149,7 +149,7 @@ def find_hazards(machine: Machine, *, commits: Sequence[str] | None = None, trus
     locate = Locator(image)
     commit_names = [c for c in DEFAULT_COMMITS if c in image.symbols] if commits is None else list(commits)
     trusted_names = [t for t in DEFAULT_TRUSTED if t in image.symbols] if trusted is None else list(trusted)
-    funcs = _code_symbols(image)
+    funcs = locate.functions
     commit_funcs, commit_words = {}, []
     for name in commit_names:
         sym = image.symbol(name)
@@ -284,16 +284,6 @@ class _Regions:
             entry = self.volatile_writes.get(b)
             if entry is not None and entry[0] < self.regions:
                 self._open.append(("volatile", acc, entry[1]))
-
-
-def _code_symbols(image) -> dict[str, tuple[int, int]]:
-    """Function name -> [start, end) of its code (Thumb bit cleared)."""
-    out = {}
-    for sym in image.symbols.values():
-        for s in image.symbols_containing(sym.address & ~1, code=True):
-            if s.name == sym.name:
-                out[sym.name] = (s.address, s.address + max(s.size, 1))
-    return out
 
 
 def _merge(windows: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
