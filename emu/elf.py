@@ -88,10 +88,17 @@ class ElfImage:
     def flashed_bytes(self, name: str) -> bytes:
         """The bytes a symbol holds as flashed (for non-volatile data: its initial value)."""
         sym = self.symbol(name)
+        data = self.flashed(sym.address, sym.size)
+        if data is None:
+            raise EmuError(f"symbol {name!r} in {self.path.name} is not flashed (it is volatile or zero-filled)")
+        return data
+
+    def flashed(self, address: int, size: int = 1) -> bytes | None:
+        """The `size` bytes at `address` as flashed, or None where no segment holds them all."""
         for seg in self.segments:
-            if seg.address <= sym.address and sym.address + sym.size <= seg.address + len(seg.data):
-                return seg.data[sym.address - seg.address : sym.address - seg.address + sym.size]
-        raise EmuError(f"symbol {name!r} in {self.path.name} is not flashed (it is volatile or zero-filled)")
+            if seg.address <= address and address + size <= seg.address + len(seg.data):
+                return seg.data[address - seg.address : address - seg.address + size]
+        return None
 
     def symbols_containing(self, address: int, code: bool = False) -> Iterator[Symbol]:
         """Sized symbols whose bytes include `address`, the nearest start first (symbols

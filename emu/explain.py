@@ -301,16 +301,9 @@ def _divergence(golden: _Stepper, failing: _Stepper, ignored) -> AccessReport | 
         for i in range(a.size):
             byte = (a.value >> 8 * i) & 0xFF
             address = a.address + i
-            known = history.get(address, set()) | {_flashed(image, address)}
+            known = history.get(address, set()) | {(image.flashed(address) or b"\0")[0]}
             if byte not in known:
                 values = sorted({w.value for w in golden.trace if w.kind == "w" and w.address == a.address})
                 return AccessReport(a.kind, a.symbol, a.offset, a.address, a.size, a.value, a.index, a.boot, a.at,
                                     a.called_from, tuple(values))
     return None
-
-
-def _flashed(image, address: int) -> int:
-    for seg in image.segments:
-        if seg.address <= address < seg.address + len(seg.data):
-            return seg.data[address - seg.address]
-    return 0
