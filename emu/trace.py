@@ -24,6 +24,7 @@ from typing import Iterator, Sequence
 from .boards import Board
 from .debuginfo import SourceMap
 from .elf import ElfImage
+from .engines.base import merge_ranges
 from .machine import Machine
 
 __all__ = ["MemoryAccess", "record_accesses", "nv_ranges", "static_volatile_ranges", "Locator",
@@ -73,15 +74,8 @@ def nv_ranges(board: Board) -> list[tuple[int, int]]:
 def static_volatile_ranges(image: ElfImage, board: Board) -> list[tuple[int, int]]:
     """[start, end) of the statically allocated variables in volatile memory (.data and
     .bss, from the ELF's sized data symbols), merged; the stack and heap are not in it."""
-    spans = sorted((s.address, s.address + s.size) for s in image.symbols.values()
-                   if s.size > 0 and any(r.volatile and r.contains(s.address, s.size) for r in board.regions))
-    merged: list[list[int]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [(a, b) for a, b in merged]
+    return merge_ranges((s.address, s.address + s.size) for s in image.symbols.values()
+                        if s.size > 0 and any(r.volatile and r.contains(s.address, s.size) for r in board.regions))
 
 
 @dataclass(frozen=True)

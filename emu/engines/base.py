@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 
 class Access(str, Enum):
@@ -160,7 +160,8 @@ class Engine(ABC):
         `callback(kind, address, size, value, pc, index)` with kind "r" or "w", the value
         written (None for reads), the accessing instruction's address and `index`, the
         number of instructions retired before it (the `instructions` counter). Called in
-        program order. Instruction fetches are not reported. Slow: for analyses (emu war, emu explain), never for campaigns."""
+        program order, once per access even where ranges overlap. Instruction fetches are
+        not reported. Slow: for analyses (emu war, emu explain), never for campaigns."""
         raise NotImplementedError(f"{type(self).__name__} cannot watch memory accesses")
 
     @abstractmethod
@@ -195,3 +196,14 @@ class StateKey:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, StateKey) and self.digest == other.digest and self.parts == other.parts
+
+
+def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """[start, end) ranges sorted, with overlapping and touching ones joined."""
+    merged: list[list[int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(a, b) for a, b in merged]

@@ -96,7 +96,7 @@ from unicorn.unicorn_py3.unicorn import (
     uclib,
 )
 
-from .base import Access, Engine, EngineStop, Mapping, MmioBus, StateKey, StopKind
+from .base import Access, Engine, EngineStop, Mapping, MmioBus, StateKey, StopKind, merge_ranges
 
 try:
     from . import _ucount
@@ -905,7 +905,7 @@ class UnicornEngine(Engine):
             callback("w" if write else "r", address, size, value & ((1 << 8 * size) - 1) if write else None,
                      uc.reg_read(A.UC_ARM_REG_PC), self.instructions)
 
-        for start, end in ranges:
+        for start, end in merge_ranges(ranges):  # overlapping hooks would report an access twice
             self._watch_hooks.append(self._uc.hook_add(C.UC_HOOK_MEM_READ | C.UC_HOOK_MEM_WRITE, note,
                                                        begin=start, end=end - 1))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..debuginfo import SourceMap
-from ..engines.base import StopKind
+from ..engines.base import StopKind, merge_ranges
 from ..errors import EmuError
 from ..machine import Machine
 
@@ -74,14 +74,8 @@ def commit_sites(machine: Machine, source: str | Path = _TASK_C) -> CommitSites:
     if not ranges:
         raise EmuError(f"{machine.image.path.name}: no line-table rows for task.c:{line} (the runtime's commit); "
                        "build the firmware with debug information (-g)")
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(set(ranges)):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
     sym = machine.image.symbol("rt_active")
-    return CommitSites(tuple(merged), "rt_active", sym.address, max(sym.size, 1))
+    return CommitSites(tuple(merge_ranges(ranges)), "rt_active", sym.address, max(sym.size, 1))
 
 
 def replay_commits(machine: Machine, schedule: Sequence[int], last: int | None = None,
