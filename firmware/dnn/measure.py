@@ -99,8 +99,6 @@ def measure(elf: str | Path, designs: list[Design], every: list[int], data: byte
     counted = m.board.arch == "cortex-m"
     reads, writes = Counter(), Counter()
     if counted:
-        from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
-
         kinds = _kinds(m.image)
         nv = [(r.start, r.end) for r in m.board.nonvolatile_regions]
 
@@ -112,30 +110,14 @@ def measure(elf: str | Path, designs: list[Design], every: list[int], data: byte
                 return "other_nv"
             return None
 
-        def on_read(uc, access, address, size, value, user):
-            k = kind(address, False)
+        def on_access(access, address, size, value, pc, index):
+            k = kind(address, access == "w")
             if k:
-                reads[k] += size
+                (writes if access == "w" else reads)[k] += size
 
-        def on_write(uc, access, address, size, value, user):
-            k = kind(address, True)
-            if k:
-                writes[k] += size
+        m.engine.watch_memory([(a, b) for a, b, _, _ in kinds] + nv, on_access)
 
-        uc = m.engine._uc  # the Unicorn instance (emu has no public data-access hooks)
-        uc.hook_add(UC_HOOK_MEM_READ, on_read)
-        uc.hook_add(UC_HOOK_MEM_WRITE, on_write)
-    m.reset()
-    if data is not None:
-        m.write_symbol("app_input", data)
-    m.write_symbol("dnn_design", design_table(designs))
-    m.write_symbol("dnn_commit_every", commit_table(every))
-    if low_energy:
-        m.write_symbol("rt_low_energy", (1).to_bytes(2, "little"))
-    first = None
-    if instructions:
-        first = instructions_to_output(m)
-        reads.clear(), writes.clear()  # count the whole job again, to its end
+    def prepare() -> None:
         m.reset()
         if data is not None:
             m.write_symbol("app_input", data)
@@ -143,6 +125,13 @@ def measure(elf: str | Path, designs: list[Design], every: list[int], data: byte
         m.write_symbol("dnn_commit_every", commit_table(every))
         if low_energy:
             m.write_symbol("rt_low_energy", (1).to_bytes(2, "little"))
+
+    prepare()
+    first = None
+    if instructions:
+        first = instructions_to_output(m)
+        reads.clear(), writes.clear()  # count the whole job again, to its end
+        prepare()
     r = m.run()
     if r.outcome != "completed":
         raise RuntimeError(f"{elf}: {r.outcome} {r.error}")
