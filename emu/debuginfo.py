@@ -69,6 +69,11 @@ class SourceMap:
         return cls(functions, lines)
 
     @property
+    def lines(self) -> list[tuple[int, str, int]]:
+        """The line table: (address, file, line) rows sorted by address."""
+        return self._lines
+
+    @property
     def functions(self) -> dict[str, tuple[int, int]]:
         """Function name -> [start, end) of its code (from the ELF's function symbols)."""
         return {name: (start, start + size) for start, size, name in self._functions}

@@ -65,7 +65,7 @@ def commit_sites(machine: Machine, source: str | Path = _TASK_C) -> CommitSites:
         raise EmuError(f"{machine.image.path.name} does not use the project runtime's tasks (no rt_active): "
                        "it has no commits to mark")
     line = _commit_line(Path(source))
-    rows = SourceMap.from_elf(machine.image.path)._lines  # (address, file, line), sorted
+    rows = SourceMap.from_elf(machine.image.path).lines
     ranges = []
     for i, (address, file, number) in enumerate(rows):
         if file and file.endswith("task.c") and number == line:
