@@ -220,12 +220,10 @@ class CampaignResult:
 
     def reproduce(self, trial: Trial) -> str:
         reads = "".join(f" --read {name}" for name in self.observe)
-        if self.sweep is not None:
-            vector = f" --vector {self.vector}" if self.vector else ""
-            return f"emu run {self.firmware} --board {self.board}{vector} {self.sweep.flags(trial.at)}{reads}"
-        ks = ",".join(str(k) for k in _schedule(trial.at))
         vector = f" --vector {self.vector}" if self.vector else ""
-        return f"emu run {self.firmware} --board {self.board}{vector} --fail-after {ks}{reads}"
+        power = self.sweep.flags(trial.at) if self.sweep is not None else \
+            "--fail-after " + ",".join(str(k) for k in _schedule(trial.at))
+        return f"emu run {self.firmware} --board {self.board}{vector} {power}{reads}"
 
     def to_json(self) -> dict:
         failures = []
