@@ -35,7 +35,7 @@ def served(elf, fail_after):
 @pytest.mark.skipif(shutil.which("gdb-multiarch") is None, reason="gdb-multiarch is installed by `make test`")
 def test_gdb_multiarch_session_through_a_power_failure(build_dir):
     elf = build_dir / "cortex-m4-mram" / "checksum.elf"
-    with served(elf, [3000]) as port:
+    with served(elf, [4100]) as port:  # after the third task_chunk (at instruction 4,023)
         script = [f"target remote 127.0.0.1:{port}", "break task_chunk", "continue", "print rt_boot_count",
                   "continue", "continue", "continue", "info registers pc", "print rt_boot_count", "continue",
                   "print rt_boot_count", "monitor power status", "continue", "print rt_boot_count",

@@ -265,7 +265,7 @@ def test_csv_and_shepherd_hdf5_traces_give_identical_runs(elf, tmp_path):
         f"{t!r},{v!r},{i!r}\n" for t, v, i in zip(seconds.tolist(), volts.tolist(), amps.tolist())))
     runs = []
     for name in ("rec.h5", "rec.csv"):
-        config = custom_config(f"trace:{tmp_path / name},loop", 0.1e-6, frequency=4e6, cpi=1.0)
+        config = custom_config(f"trace:{tmp_path / name},loop", 0.15e-6, frequency=4e6, cpi=1.0)
         m = emu.Machine.from_elf(elf("cortex-m4-mram", "checksum"))
         runs.append(run_energy(m, config).to_json())
     assert runs[0]["outcome"] == "completed" and len(runs[0]["energy"]["periods"]) > 2
@@ -308,7 +308,7 @@ def test_firmware_result_equals_continuous_power(elf, board, app):
     expected = m.read_symbol("result" if app == "demo" else "app_output")
     m.reset()
     capacitance = {"demo": {"msp430fr5994": "60nF", "cortex-m4-mram": "0.5uF"},
-                   "checksum": {"msp430fr5994": "1.2uF", "cortex-m4-mram": "1.2uF"}}[app][board]
+                   "checksum": {"msp430fr5994": "1.2uF", "cortex-m4-mram": "1.8uF"}}[app][board]
     config = power_config(harvester="const:1mW", capacitance=capacitance, v_on="2.8", v_off="1.8", leakage="0.5uA")
     r = run_energy(m, config)
     assert r.outcome == "completed" and r.result.power_failures >= 2

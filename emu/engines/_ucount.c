@@ -7,9 +7,13 @@
  * was off never count) and reports nothing when emulation stops early, so the
  * engine registers ONE UC_HOOK_CODE hook, implemented here, before any code is
  * translated. Every translated block therefore calls it. It
- *   - counts one unit per instruction (an IT instruction and the instructions
- *     of its block count as ONE unit: Unicorn cannot stop inside an IT block,
- *     so that is the only granularity at which stops can be exact),
+ *   - counts one per instruction. Instructions inside an IT block are counted
+ *     when the IT instruction is (1 + the block's length): Unicorn does not call
+ *     the hook for a conditional instruction that is skipped, and cannot stop
+ *     inside a block. When the limit falls inside a block, the hook stops before
+ *     the IT instruction and sets `it_split`; the engine then executes the IT
+ *     itself and runs the first instructions of the block with a shortened
+ *     ITSTATE (see unicorn_engine.run),
  *   - calls uc_emu_stop() when the limit is reached; the stop takes effect
  *     before the hooked instruction executes, so that instruction is neither
  *     executed nor counted.
@@ -71,7 +75,10 @@ typedef struct {
     uint64_t count;          /* units retired (cumulative) */
     uint64_t limit;          /* stop before counting past this */
     uint64_t last_addr;      /* address of the last hooked instruction */
-    uint64_t it_lo, it_hi;   /* [lo, hi): interior of the current IT block */
+    uint64_t it_lo, it_hi;   /* [lo, hi): the instructions of the last IT block entered */
+    uint64_t it_base;        /* count before the block's first instruction */
+    uint32_t it_open;        /* executing inside [it_lo, it_hi) (already counted) */
+    uint32_t it_split;       /* stopped before an IT instruction whose block the limit splits */
     uint32_t last_counted;   /* the last hook call incremented count */
     uint32_t stop_pending;   /* a stop was requested (limit reached, or bus error) */
     /* diagnostics */
@@ -127,14 +134,31 @@ static inline uint32_t read16(ucount_t *c, uint64_t addr)
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8);
 }
 
+/* Length (1-4) of the IT block that the halfword at `address` opens, or 0 if it is
+ * not an IT instruction. */
+static inline int it_length(ucount_t *c, uint64_t address)
+{
+    uint64_t off = address - c->code_lo;
+    if (__builtin_expect(off < c->code_size, 1)
+        && !((c->code_bits[off >> 4] >> ((off >> 1) & 7)) & 1)) {
+        return 0; /* the common case: the bitmap says no */
+    }
+    uint32_t hw = read16(c, address);
+    /* IT: 1011 1111 cond mask, mask != 0 (mask == 0 are hints: NOP, WFI...) */
+    if ((hw & 0xFF00) != 0xBF00 || (hw & 0xF) == 0) {
+        return 0;
+    }
+    return 4 - __builtin_ctz(hw & 0xF);
+}
+
 static void code_hook(void *uc, uint64_t address, uint32_t size, void *user)
 {
     ucount_t *c = (ucount_t *)user;
 
     c->last_addr = address;
-    if (__builtin_expect(c->it_hi != 0, 0)) {
+    if (__builtin_expect(c->it_open, 0)) {
         if (address - c->it_lo < c->it_hi - c->it_lo) {
-            /* Inside an IT block: part of the IT instruction's unit. Unicorn
+            /* Inside an IT block: counted with its IT instruction. Unicorn
              * reverts stop requests here; if one is pending, ask again (harmless)
              * so that it takes effect right after the block. */
             c->last_counted = 0;
@@ -143,7 +167,7 @@ static void code_hook(void *uc, uint64_t address, uint32_t size, void *user)
             }
             return;
         }
-        c->it_lo = c->it_hi = 0;
+        c->it_open = 0;
     }
     if (__builtin_expect(c->stop_pending || c->count >= c->limit, 0)) {
         /* Stop before this instruction: it is not executed, so not counted. */
@@ -152,28 +176,32 @@ static void code_hook(void *uc, uint64_t address, uint32_t size, void *user)
         ((uc_emu_stop_fn)c->emu_stop)(uc);
         return;
     }
+    int n = size == 2 ? it_length(c, address) : 0;
+    if (__builtin_expect(n != 0, 0)) {
+        if (c->count + 1 + n > c->limit) {
+            /* The limit falls inside this block: stop before the IT instruction
+             * (not counted) and let the engine split the block. */
+            c->last_counted = 0;
+            c->stop_pending = 1;
+            c->it_split = 1;
+            ((uc_emu_stop_fn)c->emu_stop)(uc);
+            return;
+        }
+        uint64_t a = address + 2;
+        for (int i = 0; i < n; i++) {
+            uint32_t h = read16(c, a);
+            a += ((h >> 11) >= 0x1D) ? 4 : 2; /* 32-bit Thumb-2 prefix */
+        }
+        c->it_lo = address + 2;
+        c->it_hi = a;
+        c->it_base = c->count + 1;
+        c->it_open = 1;
+        c->count += 1 + n;
+        c->last_counted = 1;
+        return;
+    }
     c->count++;
     c->last_counted = 1;
-    if (size == 2) {
-        uint64_t off = address - c->code_lo;
-        if (__builtin_expect(off < c->code_size, 1)
-            && !((c->code_bits[off >> 4] >> ((off >> 1) & 7)) & 1)) {
-            return; /* not an IT instruction (the common case) */
-        }
-        uint32_t hw = read16(c, address);
-        /* IT: 1011 1111 cond mask, mask != 0 (mask == 0 are hints: NOP, WFI...) */
-        if (__builtin_expect((hw & 0xFF00) == 0xBF00 && (hw & 0xF) != 0, 0)) {
-            uint32_t mask = hw & 0xF;
-            int n = 4 - __builtin_ctz(mask);
-            uint64_t a = address + 2;
-            for (int i = 0; i < n; i++) {
-                uint32_t h = read16(c, a);
-                a += ((h >> 11) >= 0x1D) ? 4 : 2; /* 32-bit Thumb-2 prefix */
-            }
-            c->it_lo = address + 2;
-            c->it_hi = a;
-        }
-    }
 }
 
 /* dirty_map values: a page is clean, was written by the host (write_memory: reported
@@ -467,7 +495,8 @@ static PyObject *py_layout(PyObject *self, PyObject *unused)
     static const struct { const char *name; size_t value; } items[] = {
 #define F(name) {#name, offsetof(ucount_t, name)}
         {"sizeof", sizeof(ucount_t)}, {"region_sizeof", sizeof(ucount_region_t)},
-        F(count), F(limit), F(last_addr), F(it_lo), F(it_hi), F(last_counted),
+        F(count), F(limit), F(last_addr), F(it_lo), F(it_hi), F(it_base), F(it_open), F(it_split),
+        F(last_counted),
         F(stop_pending), F(intr_seen), F(intno), F(mem_type), F(mem_size), F(mem_addr),
         F(mem_value), F(mem_pc), F(dirty_map), F(dirty_list), F(ndirty), F(npages), F(page_shift),
         F(nregions), F(hot), F(uc), F(emu_stop), F(ctl), F(code_bits), F(code_lo), F(code_size),

@@ -11,12 +11,14 @@ What it adds to Unicorn, and why:
   stop takes effect before the hooked instruction executes, so the instruction
   at the limit is neither executed nor counted.
 
-* What counts as one instruction. Every Thumb instruction counts as one, except
-  that an IT instruction together with the instructions of its IT block counts as
-  ONE instruction: Unicorn cannot stop inside an IT block (it reverts stop
-  requests there), so this is the only unit at which every budget can be honoured
-  exactly. WFI, WFE, YIELD and SEV retire as ordinary instructions and never stop
-  a run (nothing here models sleep).
+* What counts as one instruction: every Thumb instruction, including an IT
+  instruction and each instruction of its block, taken or skipped (a skipped one
+  executes as a no-op). Unicorn cannot stop inside an IT block (it reverts stop
+  requests there), so a budget that ends inside one is honoured by running only
+  the block's head: ITSTATE is shortened to the instructions the budget allows, and
+  set back to the rest of the block afterwards; a run that starts inside a block
+  carries on from ITSTATE. WFI, WFE, YIELD and SEV retire as ordinary
+  instructions and never stop a run (nothing here models sleep).
 
 * Stops. LIMIT: exactly `budget` instructions retired. EXIT: pc is an exit
   address, that instruction not executed (if the budget runs out exactly there,
@@ -30,9 +32,10 @@ What it adds to Unicorn, and why:
   raises EXCP_SWI for `svc` and EXCP_EXCEPTION_EXIT for a branch to an EXC_RETURN value
   in handler mode, and Unicorn stops (UC_HOOK_INTR). `interrupt()` (asked for by the
   machine between runs), SVC and exception return are done here in Python, once per
-  exception: the ARMv7-M stacking, EXC_RETURN, IPSR and vector fetch. A data fault inside an IT block is
-  reported at the faulting instruction, but Unicorn has run the rest of that
-  block (and the block's unit stays counted: its IT instruction retired).
+  exception: the ARMv7-M stacking (xPSR with ITSTATE, so an interrupt may come
+  between two instructions of an IT block), EXC_RETURN, IPSR and vector fetch. A
+  data fault inside an IT block is reported at the faulting instruction, with the
+  instructions before it counted, but Unicorn has run the rest of that block.
 
 * Memory lives in one host buffer mapped with `mem_map_ptr`, so aliases share bytes
   (flash at 0x08000000 is also visible at 0x00000000: see `DEFAULT_ALIASES`),
@@ -186,7 +189,8 @@ class _Counter(ctypes.Structure):
 
     _fields_ = [
         ("count", ctypes.c_uint64), ("limit", ctypes.c_uint64), ("last_addr", ctypes.c_uint64),
-        ("it_lo", ctypes.c_uint64), ("it_hi", ctypes.c_uint64),
+        ("it_lo", ctypes.c_uint64), ("it_hi", ctypes.c_uint64), ("it_base", ctypes.c_uint64),
+        ("it_open", ctypes.c_uint32), ("it_split", ctypes.c_uint32),
         ("last_counted", ctypes.c_uint32), ("stop_pending", ctypes.c_uint32),
         ("intr_seen", ctypes.c_uint32), ("intno", ctypes.c_uint32),
         ("mem_type", ctypes.c_uint32), ("mem_size", ctypes.c_uint32),
@@ -219,6 +223,26 @@ _EXCP_SWI, _EXCP_EXCEPTION_EXIT = 2, 8  # QEMU's EXCP_* numbers (see _EXCEPTIONS
 _VTOR, _CCR = 0xE000_ED08, 0xE000_ED14  # System Control Block (ARMv7-M B3.2)
 
 _NO_ADDRESS = (1 << 64) - 1  # last_addr before the first hooked instruction of a run
+_AT_LIMIT = -1  # _enter_it_block: the budget is used up
+
+
+def _it_left(state: int) -> int:
+    """Instructions left in the IT block that ITSTATE `state` (non-zero) describes."""
+    low = state & 0xF
+    return 4 - ((low & -low).bit_length() - 1)
+
+
+def _it_truncate(state: int, n: int) -> int:
+    """ITSTATE for only the next `n` (1-3) instructions of `state`'s block: same
+    conditions, then the block ends."""
+    return (state & 0xF0) | (state & (0xF << (5 - n)) & 0xF) | 1 << (4 - n)
+
+
+def _it_advance(state: int, n: int) -> int:
+    """ITSTATE after `n` instructions of the block (ARMv7-M ITAdvance)."""
+    for _ in range(n):
+        state = 0 if state & 7 == 0 else (state & 0xE0) | (state << 1 & 0x1F)
+    return state
 _EMU_START = uclib.uc_emu_start
 _REG_READ = uclib.uc_reg_read
 _REG_WRITE = uclib.uc_reg_write
@@ -230,12 +254,10 @@ class _State:
     """What save() returns: opaque to callers, valid only on the engine that made it."""
 
     owner: object  # the engine's token
-    context: object  # unicorn UcContext (all CPU registers, incl. banked SPs, FPU, IT state)
+    context: object  # unicorn UcContext (all CPU registers, incl. banked SPs, FPU, ITSTATE)
     pages: list  # one immutable bytes per page; shared with other states
     mmio_shadow: dict
     count: int
-    it_lo: int
-    it_hi: int
     digest: tuple[int | None, ...]  # of `pages`, per storage region (see _page_digest); None: not known yet
 
 
@@ -462,8 +484,13 @@ class UnicornEngine(Engine):
     @property
     def instructions(self) -> int:
         c = self._c
-        # during a run (bus callbacks) the instruction being executed has not retired
-        return c.count - c.last_counted if self._running else c.count
+        if not self._running:
+            return c.count
+        # during a run (bus callbacks) the instruction being executed has not retired;
+        # inside an IT block the count already includes the whole block
+        if c.it_open and c.it_lo <= c.last_addr < c.it_hi:
+            return c.it_base + self._block_index(c.last_addr)
+        return c.count - c.last_counted
 
     def reset_counter(self) -> None:
         self._c.count = 0
@@ -479,10 +506,13 @@ class UnicornEngine(Engine):
         c.limit = c.count + budget
         uch, u32, ref = self._uch, self._u32, self._u32_ref
         while True:
-            c.stop_pending = c.intr_seen = c.mem_type = c.last_counted = 0
+            c.stop_pending = c.intr_seen = c.mem_type = c.last_counted = c.it_split = c.it_open = 0
             c.last_addr = c.mem_pc = _NO_ADDRESS
             _REG_READ(uch, A.UC_ARM_REG_PC, ref)
             start_pc, start_count = u32.value, c.count
+            resume = self._enter_it_block(start_pc & ~1)
+            if resume == _AT_LIMIT:
+                return EngineStop(StopKind.LIMIT, start_pc & ~1)
             self._running = True
             try:
                 err = _EMU_START(uch, start_pc | 1, 0, 0, 0)
@@ -500,6 +530,15 @@ class UnicornEngine(Engine):
                 return self._fault(err)
             _REG_READ(uch, A.UC_ARM_REG_PC, ref)
             pc = u32.value
+            if resume is not None and pc == c.it_hi:
+                self._write_itstate(resume)  # the rest of the block is still to come
+            if c.it_split:
+                # Stopped before an IT instruction whose block the limit splits: retire
+                # the IT here (it only sets ITSTATE); the loop runs the block's head.
+                self._write_itstate(self._halfword(pc) & 0xFF)
+                self._write(A.UC_ARM_REG_PC, (pc + 2) | 1)
+                c.count += 1
+                continue
             if c.intr_seen and c.intno in (_EXCP_SWI, _EXCP_EXCEPTION_EXIT):
                 stop = self._exception(c.intno, pc)
                 if stop is not None:
@@ -516,6 +555,57 @@ class UnicornEngine(Engine):
             # Otherwise a WFI halted Unicorn: it retired; keep running.
             if c.count == start_count and pc == start_pc:  # pragma: no cover - defensive
                 return EngineStop(StopKind.FAULT, pc, f"engine made no progress at {pc:#x}")
+
+    # -- IT blocks --------------------------------------------------------------------
+    # Unicorn cannot stop inside an IT block, and does not call the code hook for a
+    # skipped conditional instruction. So the hook counts a block with its IT
+    # instruction, and a stop inside a block is made by running only its head: ITSTATE
+    # (ARMv7-M A7.3.3: bits 7:4 the condition of the next instruction, 3:0 the length
+    # and then/else pattern of the rest) is shortened to the instructions the budget
+    # allows, and set back to the rest of the block afterwards.
+    def _enter_it_block(self, pc: int) -> int | None:
+        """Before a run that starts inside an IT block (ITSTATE != 0): count the
+        instructions of the block that this run will execute, and shorten ITSTATE if
+        the budget ends inside it. Returns the ITSTATE to restore after the run (or
+        None), or _AT_LIMIT when the budget is already used up."""
+        state = self._itstate()
+        if not state:
+            return None
+        c = self._c
+        left, budget = _it_left(state), c.limit - c.count
+        if budget == 0:
+            return _AT_LIMIT
+        n = min(left, budget)
+        c.it_lo, c.it_hi, c.it_base, c.it_open = pc, self._block_end(pc, n), c.count, 1
+        c.count += n
+        if n == left:
+            return None
+        self._write_itstate(_it_truncate(state, n))
+        return _it_advance(state, n)
+
+    def _itstate(self) -> int:
+        x = self._read(A.UC_ARM_REG_XPSR)
+        return (x >> 25 & 3) | (x >> 8 & 0xFC)
+
+    def _write_itstate(self, state: int) -> None:
+        # EPSR writes set exactly IT and T (T stays 1: Thumb only)
+        self._write(A.UC_ARM_REG_EPSR, 1 << 24 | (state & 3) << 25 | (state & 0xFC) << 8)
+
+    def _halfword(self, address: int) -> int:
+        return int.from_bytes(self.read_memory(address, 2), "little")
+
+    def _block_end(self, pc: int, n: int) -> int:
+        """Address after the `n` instructions starting at `pc`."""
+        for _ in range(n):
+            pc += 4 if self._halfword(pc) >> 11 >= 0x1D else 2
+        return pc
+
+    def _block_index(self, address: int) -> int:
+        """Instructions of the last entered IT block before `address`."""
+        a, i = self._c.it_lo, 0
+        while a < address:
+            a, i = self._block_end(a, 1), i + 1
+        return i
 
     def _fault(self, err: int | None) -> EngineStop:
         c = self._c
@@ -534,8 +624,11 @@ class UnicornEngine(Engine):
                 c.count -= 1
             if c.mem_type in _DATA_FAULTS and c.mem_pc not in (pc, _NO_ADDRESS):
                 # A data fault inside an IT block: Unicorn finishes the block before
-                # it stops. Report the faulting instruction (the rest of its block ran).
+                # it stops. Report the faulting instruction (the rest of its block ran)
+                # and count the instructions before it.
                 pc = self.pc = c.mem_pc
+                if c.it_lo <= pc < c.it_hi:
+                    c.count = c.it_base + self._block_index(pc)
         # (the reason names what and where; the faulting pc is EngineStop.pc)
         if err is None:
             reason = "CPU exception: " + _EXCEPTIONS.get(c.intno, f"number {c.intno}")
@@ -600,7 +693,8 @@ class UnicornEngine(Engine):
         self._write(A.UC_ARM_REG_APSR_NZCV, xpsr & 0xF000_0000)  # refresh QEMU's mode flags
         vtor = self._system_word(_VTOR) & ~0x7F
         handler = int.from_bytes(self.read_memory(vtor + 4 * number, 4), "little")
-        self._c.it_lo = self._c.it_hi = 0
+        self._write_itstate(0)  # the handler runs outside any IT block (the frame keeps it)
+        self._c.it_open = 0
         self.pc = handler
 
     def _exception(self, intno: int, raw_pc: int) -> EngineStop | None:
@@ -649,7 +743,7 @@ class UnicornEngine(Engine):
                     self._write(A.UC_ARM_REG_CONTROL, (control & ~2) | (2 if use_psp else 0))
         self._write(A.UC_ARM_REG_XPSR_NZCVQG, xpsr)
         self._write(A.UC_ARM_REG_APSR_NZCV, xpsr & 0xF000_0000)  # refresh QEMU's mode flags
-        self._c.it_lo = self._c.it_hi = 0
+        self._c.it_open = 0  # ITSTATE came back with the frame's xPSR
         self.pc = r[6]
         return None
 
@@ -681,8 +775,6 @@ class UnicornEngine(Engine):
 
     @pc.setter
     def pc(self, value: int) -> None:
-        if (value & ~1) != self.pc:
-            self._c.it_lo = self._c.it_hi = 0  # a jump leaves any IT block
         # bit 0 is the Thumb bit; clearing it would make the next instruction fault
         self._u32.value = (value | 1) & 0xFFFF_FFFF
         _REG_WRITE(self._uch, A.UC_ARM_REG_PC, self._u32_ref)
@@ -734,8 +826,8 @@ class UnicornEngine(Engine):
     def reset_cpu(self) -> None:
         """Restore the CPU context captured when the engine was created (Cortex-M reset
         state: Thread mode, privileged, MSP, PRIMASK/BASEPRI/FAULTMASK/CONTROL = 0)."""
-        self._uc.context_restore(self._reset_context)
-        self._c.it_lo = self._c.it_hi = 0  # no IT block in progress after a reset (ITSTATE = 0)
+        self._uc.context_restore(self._reset_context)  # ITSTATE = 0
+        self._c.it_open = 0
         # see write_register: refresh QEMU's cached privilege/mode flags
         self._write(A.UC_ARM_REG_APSR_NZCV, self._read(A.UC_ARM_REG_XPSR) & 0xF000_0000)
 
@@ -914,8 +1006,7 @@ class UnicornEngine(Engine):
         self._snap_pages()
         c = self._c
         shadow = {k: bytes(v) for k, v in self._mmio_shadow.items()} if self._mmio_shadow else {}
-        return _State(self._token, self._uc.context_save(), self._base, shadow, c.count, c.it_lo, c.it_hi,
-                      self._digest)
+        return _State(self._token, self._uc.context_save(), self._base, shadow, c.count, self._digest)
 
     def _snap_pages(self) -> None:
         """Make `_base` (and its digests) the memory as it is now."""
@@ -947,20 +1038,20 @@ class UnicornEngine(Engine):
         self._base, self._digest = state.pages, state.digest
         self._uc.context_restore(state.context)
         c = self._c
-        c.count, c.it_lo, c.it_hi = state.count, state.it_lo, state.it_hi
-        c.last_counted = c.stop_pending = 0
+        c.count = state.count
+        c.last_counted = c.stop_pending = c.it_open = 0
         self._mmio_shadow = {k: bytearray(v) for k, v in state.mmio_shadow.items()}
 
     def state_key(self, state: object | None, ranges: Sequence[tuple[int, int]] | None = None) -> StateKey:
         """Pages (by their running digests), Unicorn's CPU context without its header (which
-        holds bookkeeping that differs between saves of one state), the IT-block tracking
+        holds bookkeeping that differs between saves of one state; it includes ITSTATE)
         and the MMIO shadow; not the counter. With `ranges`: their pages instead of all,
         and no CPU context. `state` None: the current state (no save needed)."""
         context = None
         if state is None:
             self._snap_pages()
             c = self._c
-            pages, digests, it_lo, it_hi = self._base, self._digest, c.it_lo, c.it_hi
+            pages, digests = self._base, self._digest
             shadow = tuple(sorted((k, bytes(v)) for k, v in self._mmio_shadow.items()))
             if ranges is None:
                 if self._scratch is None:
@@ -971,18 +1062,18 @@ class UnicornEngine(Engine):
         else:
             if not isinstance(state, _State) or state.owner is not self._token:
                 raise ValueError("state was not saved by this engine")
-            pages, digests, it_lo, it_hi = state.pages, state.digest, state.it_lo, state.it_hi
+            pages, digests = state.pages, state.digest
             shadow = tuple(sorted(state.mmio_shadow.items()))
             context = state.context
         if None in digests:
             digests = self._known_digests(pages, digests)
         if ranges is not None:
             whole, single, inside = self._page_plan(tuple(ranges))
-            digest = hash((tuple(digests[r] for r in whole), tuple(pages[i] for i in single), it_lo, it_hi, shadow))
-            return StateKey(digest, (it_lo, it_hi, shadow, _PageView(pages, inside)))
+            digest = hash((tuple(digests[r] for r in whole), tuple(pages[i] for i in single), shadow))
+            return StateKey(digest, (shadow, _PageView(pages, inside)))
         raw = bytes(context)
         cpu = raw[len(raw) - int.from_bytes(raw[:8], "little"):]  # header: size_t context_size first
-        extra = (cpu, it_lo, it_hi, shadow)
+        extra = (cpu, shadow)
         return StateKey(hash((digests, extra)), (extra, pages))
 
     def _known_digests(self, pages: list, digests: tuple) -> tuple[int, ...]:

@@ -19,9 +19,8 @@ Cycle counts per instruction class:
 * Cortex-M4 (ARM Cortex-M4 TRM instruction timing, e.g. TI SWCU192 table 3-25): 1 cycle
   for data processing and stores, 2 for loads, 1 + N for LDM/STM/PUSH/POP of N
   registers, 1 + P for taken branches with P = 2 (pipeline refill, 1 to 3), 2-12 for
-  divisions (7 assumed), 4 for long multiplies; flash without wait states at 4 MHz. An
-  IT instruction and its block count as one instruction (docs/semantics.md), with the
-  cycles of the whole block.
+  divisions (7 assumed), 4 for long multiplies; flash without wait states at 4 MHz. IT
+  takes 1 cycle; an instruction that an IT block skips is charged as if it executed.
 """
 
 from __future__ import annotations
@@ -131,9 +130,6 @@ def thumb_cycles(code: bytes, pc: int, next_pc: int) -> int:
     taken = next_pc != pc + size
     refill = 1 + PIPELINE_REFILL
     if not wide:
-        if h & 0xFF00 == 0xBF00 and h & 0xF:  # IT: the whole block, one cycle each
-            mask = h & 0xF
-            return 1 + (4 - ((mask & -mask).bit_length() - 1))
         if h & 0xFF00 == 0x4700:  # BX, BLX
             return refill
         if h & 0xFC00 == 0x4400 and (h & 0x87) == 0x87:  # ADD/MOV to PC

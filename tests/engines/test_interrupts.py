@@ -146,6 +146,47 @@ def test_cortex_exception_entry_frame_and_return(cortex_elf, sp, pad):
     assert stop.kind == StopKind.EXIT and e.read_register("r1") == 12
 
 
+IT_SOURCE = r"""
+void reset(void), handler(void), done(void);
+__attribute__((naked)) void reset(void)
+{
+    __asm__ volatile(
+        "movs r0, #1\n cmp r0, #1\n"                      /* 1, 2: Z = 1, C = 1 */
+        "itete eq\n moveq r1, #1\n movne r2, #2\n"        /* 3, 4 (taken), 5 (skipped) */
+        "moveq r3, #3\n movne r4, #4\n b done\n");        /* 6 (taken), 7 (skipped), 8 */
+}
+__attribute__((naked)) void done(void) { __asm__ volatile("b ."); }
+/* Z = 0 and an IT block of its own: neither may leak into the interrupted block */
+__attribute__((naked)) void handler(void)
+{
+    __asm__ volatile("movs r0, #5\n cmp r0, #0\n it ne\n movne r0, #6\n bx lr\n");
+}
+__attribute__((section(".isr"), used)) void (*const vt[18])(void) = {
+    (void (*)(void))0x20001000, reset, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, handler};
+"""
+
+
+def test_cortex_interrupt_between_instructions_of_an_it_block(tmp_path):
+    m = emu.Machine.from_elf(asm.cortex_c(tmp_path, IT_SOURCE), volatile_init="zero")
+    m.power_on()
+    e = m.engine
+    assert e.run(4).kind == StopKind.LIMIT  # itete eq + moveq r1: inside the block
+    xpsr = e.read_register("xpsr")
+    # ITETE EQ is ITSTATE 0x0B (firstcond 0000, mask 1011); one instruction later it is
+    # 0x16 (ITAdvance: bits 4:0 shifted left): IT[1:0] in xPSR 26:25, IT[7:2] in 15:10
+    assert (xpsr >> 25 & 3 | xpsr >> 8 & 0xFC) == 0x16
+    e.interrupt(17)
+    assert e.read_register("xpsr") >> 25 & 3 == 0 and e.read_register("xpsr") >> 10 & 0x3F == 0
+    frame = e.read_register("sp")
+    assert int.from_bytes(e.read_memory(frame + 28, 4), "little") == xpsr  # ITSTATE stacked
+    assert e.run(5).kind == StopKind.LIMIT  # the handler, `bx lr` last
+    assert e.read_register("xpsr") == xpsr and e.instructions == 9
+    stop = e.run(100)
+    assert stop.kind == StopKind.EXIT and e.instructions == 9 + 4
+    regs = [e.read_register(r) for r in ("r0", "r1", "r2", "r3", "r4")]
+    assert regs == [1, 1, 0, 3, 0]  # the block's last two went by EQ, as before the interrupt
+
+
 def test_cortex_primask_and_faultmask_mask(cortex_elf):
     m = emu.Machine.from_elf(cortex_elf, volatile_init="zero")
     m.power_on()

@@ -175,28 +175,28 @@ def test_chunked_and_single_runs_agree(tmp_path):
     assert (whole.pc, whole.read_register("r0")) == (lab["loop"], 83)
 
 
-def test_it_block_counts_as_one_instruction(tmp_path):
+def test_it_blocks_with_32_bit_instructions_stop_between_each(tmp_path):
     e, lab, _ = make(tmp_path, """
     movs r0, #1           @ 1
     cmp  r0, #1           @ 2
 it1:
-    ite  eq               @ 3: ite + moveq + movne are one unit
-    moveq r1, #5
-    movne r1, #6
-after1:
-    itt  eq               @ 4: itt + two conditional instructions (one 32-bit)
-    addeq.w r1, r1, #0x100
-    moveq r2, #9
+    ite  eq               @ 3
+a1: moveq r1, #5          @ 4: taken
+b1: movne r1, #6          @ 5: skipped
+it2:
+    itt  eq               @ 6
+a2: addeq.w r1, r1, #0x100  @ 7: taken (32-bit)
+b2: moveq r2, #9          @ 8: taken
 after2:
-    movs r3, #3           @ 5
+    movs r3, #3           @ 9
 end:
     b end
 """)
     assert e.run(2).pc == lab["it1"]
-    assert e.run(1).pc == lab["after1"] and e.read_register("r1") == 5 and e.instructions == 3
-    assert e.run(1).pc == lab["after2"] and e.read_register("r1") == 0x105 and e.read_register("r2") == 9
-    assert e.instructions == 4
-    assert e.run(1).pc == lab["end"] and e.instructions == 5
+    steps = [(e.run(1).pc, e.read_register("r1"), e.read_register("r2")) for _ in range(7)]
+    assert steps == [(lab["a1"], 0, 0), (lab["b1"], 5, 0), (lab["it2"], 5, 0), (lab["a2"], 5, 0),
+                     (lab["b2"], 0x105, 0), (lab["after2"], 0x105, 9), (lab["end"], 0x105, 9)]
+    assert e.instructions == 9
 
 
 def test_sleep_hints_retire_and_do_not_stop(tmp_path):
@@ -303,15 +303,92 @@ def test_fault_inside_an_it_block_reports_the_faulting_instruction(tmp_path):
     movs r0, #1           @ 1
     cmp  r0, #1           @ 2
     ldr  r1, =0x08000100  @ 3
-    itt  eq               @ 4: the IT unit retires...
+    itt  eq               @ 4: the IT retires...
 bad:
-    streq r2, [r1]        @ ...but this store to flash faults
+    streq r2, [r1]        @ ...but this store to flash faults (not counted)
     moveq r3, #5
     b .
 """)
     stop = e.run(100)
     assert (stop.kind, stop.pc, e.pc, e.instructions) == (StopKind.FAULT, lab["bad"], lab["bad"], 4)
     assert "read-only" in stop.reason
+
+
+# -- IT blocks: every instruction counts, stops inside a block are exact -------------------
+IT_BLOCK = """
+    movs r0, #1           @ 1
+    ldr  r2, =0x60000000  @ 2
+    movs r1, #7           @ 3
+    cmp  r0, #1           @ 4: Z = 1
+it: itete eq              @ 5
+i1: moveq r1, #1          @ 6: taken
+i2: movne r1, #2          @ 7: skipped (a no-op, still retires)
+i3: streq r1, [r2]        @ 8: taken: MRAM word 0 = 1
+i4: strne r1, [r2, #4]    @ 9: skipped
+end:
+    b end
+"""
+
+
+def test_every_instruction_of_an_it_block_counts_and_stops_are_exact(tmp_path):
+    _, lab, _ = make(tmp_path, IT_BLOCK)
+    # (pc, r1, MRAM word 0, MRAM word 1) after exactly k instructions, read off the listing
+    expected = {4: ("it", 7, 0, 0), 5: ("i1", 7, 0, 0), 6: ("i2", 1, 0, 0), 7: ("i3", 1, 0, 0),
+                8: ("i4", 1, 1, 0), 9: ("end", 1, 1, 0)}
+    for k, (where, r1, w0, w1) in expected.items():
+        e, lab, _ = make(tmp_path, IT_BLOCK)
+        stop = e.run(k)
+        assert stop.kind == StopKind.LIMIT and e.instructions == k and stop.pc == e.pc == lab[where], k
+        assert (e.read_register("r1"), word(e, MRAM), word(e, MRAM + 4)) == (r1, w0, w1), k
+        # resuming inside the block finishes it as if never stopped
+        assert e.run(100).kind == StopKind.LIMIT and e.instructions == k + 100
+        assert (e.read_register("r1"), word(e, MRAM), word(e, MRAM + 4), e.pc) == (1, 1, 0, lab["end"]), k
+
+
+def test_single_steps_walk_an_it_block_one_instruction_at_a_time(tmp_path):
+    e, lab, _ = make(tmp_path, IT_BLOCK)
+    assert e.run(4).kind == StopKind.LIMIT
+    pcs = []
+    for _ in range(5):
+        assert e.run(1).kind == StopKind.LIMIT
+        pcs.append(e.pc)
+    assert pcs == [lab["i1"], lab["i2"], lab["i3"], lab["i4"], lab["end"]]
+    assert e.instructions == 9
+
+
+def test_flags_set_inside_an_it_block_survive_a_stop_there(tmp_path):
+    # cmpeq changes Z inside the block; the later condition must see the new flags
+    # whether or not the run stops between them.
+    body = """
+    movs r0, #1           @ 1
+    movs r1, #0           @ 2
+    cmp  r0, #1           @ 3: Z = 1
+    itt  eq               @ 4
+    cmpeq r0, #2          @ 5: taken: Z = 0
+    moveq r1, #9          @ 6: skipped now
+end:
+    b end
+"""
+    for k in range(1, 7):
+        e, lab, _ = make(tmp_path, body)
+        e.run(k)
+        assert e.run(1000).kind == StopKind.LIMIT and e.instructions == k + 1000
+        assert e.read_register("r1") == 0 and e.pc == lab["end"], k
+
+
+def test_save_load_inside_an_it_block(tmp_path):
+    e, lab, _ = make(tmp_path, IT_BLOCK)
+    e.run(6)  # inside the block, before i2
+    snap = e.save()
+    e.run(3)
+    end_state = state_of(e)
+    e.reset_cpu()
+    e.load(snap)
+    assert e.pc == lab["i2"] and e.instructions == 6
+    e.run(2)
+    assert e.pc == lab["i4"] and word(e, MRAM) == 1  # i3 ran with its condition (EQ)
+    e.run(1)
+    assert state_of(e) == end_state
 
 
 def test_svc_is_reported_at_its_address(tmp_path):
