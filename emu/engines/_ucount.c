@@ -16,7 +16,9 @@
  *     ITSTATE (see unicorn_engine.run),
  *   - calls uc_emu_stop() when the limit is reached; the stop takes effect
  *     before the hooked instruction executes, so that instruction is neither
- *     executed nor counted.
+ *     executed nor counted,
+ *   - optionally records each counted instruction's address (a PC trace, for
+ *     campaigns that need the golden run's PC at many counts).
  *
  * The other helpers are also hot or fiddly enough to want C:
  *   - a UC_HOOK_TLB_FILL hook (virtual-TLB mode) that identity-maps pages and
@@ -106,7 +108,20 @@ typedef struct {
     uint64_t code_lo;
     uint64_t code_size;
     ucount_region_t regions[UCOUNT_MAX_REGIONS];
+    /* PC trace (off while trace is NULL): trace[i - trace_base] = address of the
+     * instruction that runs after i have retired, for i in [trace_base, +trace_len) */
+    uint32_t *trace;
+    uint64_t trace_base;
+    uint64_t trace_len;
 } ucount_t;
+
+static inline void trace_pc(ucount_t *c, uint64_t index, uint64_t address)
+{
+    uint64_t i = index - c->trace_base;
+    if (i < c->trace_len) {
+        c->trace[i] = (uint32_t)address;
+    }
+}
 
 static inline ucount_region_t *find_region(ucount_t *c, uint64_t addr)
 {
@@ -188,7 +203,13 @@ static void code_hook(void *uc, uint64_t address, uint32_t size, void *user)
             return;
         }
         uint64_t a = address + 2;
+        if (__builtin_expect(c->trace != NULL, 0)) {
+            trace_pc(c, c->count, address);
+        }
         for (int i = 0; i < n; i++) {
+            if (__builtin_expect(c->trace != NULL, 0)) {
+                trace_pc(c, c->count + 1 + i, a);
+            }
             uint32_t h = read16(c, a);
             a += ((h >> 11) >= 0x1D) ? 4 : 2; /* 32-bit Thumb-2 prefix */
         }
@@ -199,6 +220,9 @@ static void code_hook(void *uc, uint64_t address, uint32_t size, void *user)
         c->count += 1 + n;
         c->last_counted = 1;
         return;
+    }
+    if (__builtin_expect(c->trace != NULL, 0)) {
+        trace_pc(c, c->count, address);
     }
     c->count++;
     c->last_counted = 1;
@@ -500,7 +524,7 @@ static PyObject *py_layout(PyObject *self, PyObject *unused)
         F(stop_pending), F(intr_seen), F(intno), F(mem_type), F(mem_size), F(mem_addr),
         F(mem_value), F(mem_pc), F(dirty_map), F(dirty_list), F(ndirty), F(npages), F(page_shift),
         F(nregions), F(hot), F(uc), F(emu_stop), F(ctl), F(code_bits), F(code_lo), F(code_size),
-        F(regions),
+        F(regions), F(trace), F(trace_base), F(trace_len),
 #undef F
     };
     PyObject *d = PyDict_New();

@@ -73,6 +73,9 @@ class Engine(ABC):
 
     #: register names in a fixed order (used by snapshots and the CLI)
     register_names: Sequence[str]
+    #: rough seconds per instruction of a run under `watch_memory` reporting few
+    #: accesses, for callers deciding whether a watched run pays for itself
+    watch_cost: float = 1e-5
 
     @abstractmethod
     def map(self, mappings: Sequence[Mapping], bus: MmioBus) -> None:
@@ -118,6 +121,18 @@ class Engine(ABC):
         for name, value in values.items():
             self.write_register(name, value)
 
+    #: whether save_cpu/load_cpu work (else save_cpu returns None)
+    cpu_snapshots: bool = False
+
+    def save_cpu(self) -> object | None:
+        """Opaque copy of the CPU's registers and execution state, not memory (None:
+        this engine cannot)."""
+        return None
+
+    def load_cpu(self, cpu: object) -> None:
+        """Return the CPU (not memory) to a state from `save_cpu` on this engine."""
+        raise NotImplementedError(f"{type(self).__name__} cannot restore a CPU state alone")
+
     def reset_cpu(self) -> None:
         """Every CPU register to its architectural reset value (before the board's reset
         rule sets SP, PC, ...). The default does nothing: the caller writes them all."""
@@ -155,14 +170,24 @@ class Engine(ABC):
         self.write_memory(address, b"".join(pages))
 
     def watch_memory(self, ranges: Sequence[tuple[int, int]] | None,
-                     callback: "Callable[[str, int, int, int | None, int, int], None] | None") -> None:
+                     callback: "Callable[[str, int, int, int | None, int, int], None] | None",
+                     kinds: str = "rw") -> None:
         """Report every CPU data access into these [start, end) ranges (None: stop):
         `callback(kind, address, size, value, pc, index)` with kind "r" or "w", the value
         written (None for reads), the accessing instruction's address and `index`, the
         number of instructions retired before it (the `instructions` counter). Called in
-        program order, once per access even where ranges overlap. Instruction fetches are
-        not reported. Slow: for analyses (emu war, emu explain), never for campaigns."""
+        program order, once per access even where ranges overlap. `kinds`: "rw", or "w"
+        for writes only (cheaper where reads are many). Instruction fetches are not
+        reported. Slow (a Python call per access; icicle single-steps): for analyses and
+        one-off scans of a golden run, never per trial."""
         raise NotImplementedError(f"{type(self).__name__} cannot watch memory accesses")
+
+    def record_pcs(self, count: int) -> "Sequence[int] | None":
+        """Record the address of each of the next `count` instructions to retire: the
+        returned buffer's [i] is the PC after i of them retired, filled as they run
+        (0xFFFFFFFF where the engine did not record one; the caller steps there
+        instead). `record_pcs(0)` stops. None: this engine cannot (the default)."""
+        return None
 
     @abstractmethod
     def save(self) -> object:

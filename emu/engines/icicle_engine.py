@@ -127,6 +127,8 @@ class _State:
 
 class IcicleEngine(Engine):
     register_names = REGISTERS
+    _stop_watched = False  # stop_soon was called during a watched step
+    watch_cost = 3.5e-5  # watch_memory single-steps with the instruction model
 
     def __init__(self) -> None:
         self._vm = icicle.Icicle("msp430")
@@ -149,7 +151,7 @@ class IcicleEngine(Engine):
         self._stale_code = False
         self._widths: dict[int, int] = {}  # pc -> operand width of MMIO instructions
         self._stop_soon = False
-        self._watch: tuple | None = None  # watch_memory: (ranges, callback)
+        self._watch: tuple | None = None  # watch_memory: (ranges, callback, kinds)
         self._armed: set[int] = set()  # exits this VM has had (see set_exits)
         self.unwatched_instructions = 0  # watched steps whose accesses the model could not say
         self._picks: dict[tuple, object] = {}  # state_key(ranges=...): ranges -> page picker
@@ -248,6 +250,8 @@ class IcicleEngine(Engine):
                 continue
             if _counted(code):  # icicle counted the data access's instruction: it did not retire
                 vm.icount -= 1
+                if vm.icount >= limit:  # icicle began it with the budget already used up
+                    return EngineStop(StopKind.EXIT if vm.pc in self._exits else StopKind.LIMIT, vm.pc)
             if code in (EC.ReadPerm, EC.WritePerm) and self._in_mmio(address):
                 fault = self._complete_mmio(code, address)
                 if fault:
@@ -320,8 +324,14 @@ class IcicleEngine(Engine):
                     vm.icount -= 1
             else:
                 return EngineStop(StopKind.FAULT, vm.pc, "instruction touches too many peripheral registers")
-            for a in sorted(writes):
-                bus.write(a, width, int.from_bytes(vm.mem_read(a, width), "little"))
+            # the instruction has retired (counted) by now; its writes happen during it, at
+            # the count its reads saw (a timer started by a write counts from that instruction)
+            vm.icount -= 1
+            try:
+                for a in sorted(writes):
+                    bus.write(a, width, int.from_bytes(vm.mem_read(a, width), "little"))
+            finally:
+                vm.icount += 1
             return None
         finally:
             for a in opened:
@@ -330,6 +340,7 @@ class IcicleEngine(Engine):
     # -- interrupts ------------------------------------------------------------------------
     def stop_soon(self) -> None:
         self._stop_soon = True  # checked when the MMIO instruction has completed
+        self._stop_watched = True  # and by _run_watched, whose one-instruction runs it ends too
 
     def interrupt_masked(self, number: int, priority: int = 0) -> bool:
         return not self.read_register("sr") & GIE
@@ -416,14 +427,16 @@ class IcicleEngine(Engine):
         self._widths.clear()
 
     # -- access watching ----------------------------------------------------------------
-    def watch_memory(self, ranges, callback) -> None:
+    def watch_memory(self, ranges, callback, kinds: str = "rw") -> None:
         # icicle has no memory hooks: single-step, and before each step let the exact
         # instruction model (msp430_fixups) say what the instruction will access
-        self._watch = (tuple((a, b) for a, b in ranges), callback) if ranges and callback else None
+        if kinds not in ("rw", "w"):
+            raise ValueError(f"watch_memory kinds must be 'rw' or 'w', not {kinds!r}")
+        self._watch = (tuple((a, b) for a, b in ranges), callback, kinds) if ranges and callback else None
         self.unwatched_instructions = 0
 
     def _run_watched(self, budget: int) -> EngineStop:
-        ranges, callback = self._watch
+        ranges, callback, kinds = self._watch
         probe = _ProbeCpu(self)
         stop = EngineStop(StopKind.LIMIT, self.pc)
         for _ in range(budget):
@@ -432,6 +445,7 @@ class IcicleEngine(Engine):
                 accesses = msp430_fixups.data_accesses(probe, pc)
             except NotImplementedError:  # an MSP430X form the model lacks: not reported
                 accesses = None
+            self._stop_watched = False
             stop = self._run(1)
             if self.instructions == index:  # did not retire (exit, fault)
                 return stop
@@ -439,10 +453,10 @@ class IcicleEngine(Engine):
                 self.unwatched_instructions += 1
                 continue
             for kind, address, size, _ in accesses:
-                if any(address < b and a < address + size for a, b in ranges):
+                if kind in kinds and any(address < b and a < address + size for a, b in ranges):
                     value = int.from_bytes(self.read_memory(address, size), "little") if kind == "w" else None
                     callback(kind, address, size, value, pc, index)
-            if stop.kind != StopKind.LIMIT:
+            if stop.kind != StopKind.LIMIT or self._stop_watched:  # (stop_soon: as _run does)
                 return stop
         return stop
 

@@ -41,6 +41,15 @@ D11    ADD/ADDC/SUB/SUBC/CMP/DADD/BIT/XOR/AND SR,dst: flags     the source is th
        the source value is the partly updated SR                instruction (4.4.1)
 =====  ======================================================  ==========================
 
+Instruction counting (found by stepping every budget around such instructions):
+
+=====  ======================================================  ==========================
+L1     an instruction that may change SR bits 7:3 (EINT, DINT,  the instruction limit
+       MOV to SR, RETI; not SETC/CLRC/...): icicle does not     holds after every
+       stop at its instruction limit before the second          instruction
+       instruction after it, so a run retires one more
+=====  ======================================================  ==========================
+
 MSP430X (mspdebug has none; found by tests/msp430x_diff.py, icicle against this model,
 every case settled by SLAU367P 4.5/4.6.3/4.6.4):
 
@@ -93,7 +102,7 @@ RRC, SWPB, RRA, SXT, PUSH, CALL, RETI = range(7)
 
 
 def divergences(word: int) -> list[str]:
-    """Ids (D1..D11, X1..X6, see the module docstring) of the icicle bugs an instruction
+    """Ids (D1..D11, L1, X1..X6, see the module docstring) of the icicle bugs an instruction
     whose first word is `word` can hit; empty if icicle executes it correctly. An
     extension word (X1) is one only when a format I or II instruction follows
     (`fixup_sites` checks that)."""
@@ -141,7 +150,21 @@ def divergences(word: int) -> list[str]:
             out.append("D10")
     else:
         out += _x_divergences(word)
+    if word == 0x1300 or (_writes_sr(word) and not _keeps_sr_mode_bits(word)):
+        out.append("L1")  # (RETI: 0x1300)
     return out
+
+
+def _keeps_sr_mode_bits(word: int) -> bool:
+    """Is `word` a BIS/BIC/XOR/AND to SR with a constant-generator source that leaves
+    SR bits 7:3 (GIE, CPUOFF, OSCOFF, SCG0, SCG1) alone (SETC, CLRC, SETZ, ...)?"""
+    if word < 0x4000:
+        return False
+    op, sreg, As = word >> 12, (word >> 8) & 0xF, (word >> 4) & 3
+    constant = {(3, 0): 0, (3, 1): 1, (3, 2): 2, (3, 3): 0xFFFF, (2, 2): 4, (2, 3): 8}.get((sreg, As))
+    if constant is None or op not in (BIS, BIC, XOR, AND):
+        return False
+    return (constant | 0xFF07) == 0xFFFF if op == AND else not constant & 0xF8
 
 
 def _x_divergences(word: int) -> list[str]:

@@ -66,6 +66,7 @@ What it adds to Unicorn, and why:
 
 from __future__ import annotations
 
+import array
 import contextlib
 import ctypes
 import mmap
@@ -202,6 +203,7 @@ class _Counter(ctypes.Structure):
         ("uc", ctypes.c_void_p), ("emu_stop", ctypes.c_void_p), ("ctl", ctypes.c_void_p),
         ("code_bits", ctypes.c_void_p), ("code_lo", ctypes.c_uint64), ("code_size", ctypes.c_uint64),
         ("regions", _Region * _ucount.MAX_REGIONS),
+        ("trace", ctypes.c_void_p), ("trace_base", ctypes.c_uint64), ("trace_len", ctypes.c_uint64),
     ]
 
 
@@ -223,6 +225,7 @@ _EXCP_SWI, _EXCP_EXCEPTION_EXIT = 2, 8  # QEMU's EXCP_* numbers (see _EXCEPTIONS
 _VTOR, _CCR = 0xE000_ED08, 0xE000_ED14  # System Control Block (ARMv7-M B3.2)
 
 _NO_ADDRESS = (1 << 64) - 1  # last_addr before the first hooked instruction of a run
+_NO_PC = 0xFFFF_FFFF  # record_pcs: not recorded
 _AT_LIMIT = -1  # _enter_it_block: the budget is used up
 
 
@@ -264,6 +267,12 @@ class _State:
 _MASK64 = (1 << 64) - 1
 
 
+def _watch_hook_types(kinds: str) -> int:
+    if kinds not in ("rw", "w"):
+        raise ValueError(f"watch_memory kinds must be 'rw' or 'w', not {kinds!r}")
+    return C.UC_HOOK_MEM_WRITE | (C.UC_HOOK_MEM_READ if "r" in kinds else 0)
+
+
 def _page_digest(index: int, page: bytes) -> int:
     """One page's share of its region's digest (a sum over the region's pages, so a save
     updates it for the changed pages only; bytes objects cache their hash)."""
@@ -301,6 +310,7 @@ class UnicornEngine(Engine):
     """Cortex-M4 (Thumb, ARMv7E-M with FPU) on Unicorn. See the module docstring."""
 
     register_names = tuple(_REGISTERS)
+    watch_cost = 2e-7  # memory hooks on the watched ranges only: near native speed
 
     def __init__(self, aliases: dict[int, int] | None = None):
         # UC_MODE_MCLASS would silently force a Cortex-M33 (v8-M) in Unicorn 2.1;
@@ -320,6 +330,7 @@ class UnicornEngine(Engine):
         self._u32_ref = ctypes.byref(self._u32)
         self._exits: frozenset[int] = frozenset()
         self._watch_hooks: list = []  # watch_memory
+        self._trace: array.array | None = None  # record_pcs: the buffer the hook fills
         self._mapped = False
         self._running = False
         self._bus: MmioBus | None = None
@@ -826,8 +837,18 @@ class UnicornEngine(Engine):
     def reset_cpu(self) -> None:
         """Restore the CPU context captured when the engine was created (Cortex-M reset
         state: Thread mode, privileged, MSP, PRIMASK/BASEPRI/FAULTMASK/CONTROL = 0)."""
-        self._uc.context_restore(self._reset_context)  # ITSTATE = 0
-        self._c.it_open = 0
+        self.load_cpu(self._reset_context)  # ITSTATE = 0
+
+    cpu_snapshots = True
+
+    def save_cpu(self) -> object:
+        return self._uc.context_save()  # (all of CPUARMState: banked SPs, FPU, ITSTATE)
+
+    def load_cpu(self, cpu: object) -> None:
+        if self._running:
+            raise RuntimeError("load_cpu() during run()")
+        self._uc.context_restore(cpu)
+        self._c.it_open = 0  # (a run starting inside an IT block reads ITSTATE again)
         # see write_register: refresh QEMU's cached privilege/mode flags
         self._write(A.UC_ARM_REG_APSR_NZCV, self._read(A.UC_ARM_REG_XPSR) & 0xF000_0000)
 
@@ -984,7 +1005,7 @@ class UnicornEngine(Engine):
             self._mmio_shadow.setdefault(a // PAGE_SIZE, bytearray(PAGE_SIZE))[a % PAGE_SIZE] = v
 
     # -- access watching ----------------------------------------------------------------
-    def watch_memory(self, ranges, callback) -> None:
+    def watch_memory(self, ranges, callback, kinds: str = "rw") -> None:
         for handle in self._watch_hooks:
             self._uc.hook_del(handle)
         self._watch_hooks = []
@@ -997,9 +1018,21 @@ class UnicornEngine(Engine):
             callback("w" if write else "r", address, size, value & ((1 << 8 * size) - 1) if write else None,
                      uc.reg_read(A.UC_ARM_REG_PC), self.instructions)
 
+        hooks = _watch_hook_types(kinds)
         for start, end in merge_ranges(ranges):  # overlapping hooks would report an access twice
-            self._watch_hooks.append(self._uc.hook_add(C.UC_HOOK_MEM_READ | C.UC_HOOK_MEM_WRITE, note,
-                                                       begin=start, end=end - 1))
+            self._watch_hooks.append(self._uc.hook_add(hooks, note, begin=start, end=end - 1))
+
+    def record_pcs(self, count: int):
+        if count <= 0:
+            self._c.trace, self._c.trace_len, self._trace = None, 0, None
+            return None
+        # (holes, 0xFFFFFFFF, only where the engine itself retires an instruction: an IT
+        # instruction whose block a stop splits, a run resumed inside a block)
+        self._trace = array.array("I", [_NO_PC]) * count
+        c = self._c
+        c.trace_base, c.trace_len = c.count, count
+        c.trace = self._trace.buffer_info()[0]
+        return self._trace
 
     # -- snapshots --------------------------------------------------------------------
     def save(self) -> object:
@@ -1065,21 +1098,26 @@ class UnicornEngine(Engine):
             pages, digests = state.pages, state.digest
             shadow = tuple(sorted(state.mmio_shadow.items()))
             context = state.context
-        if None in digests:
-            digests = self._known_digests(pages, digests)
         if ranges is not None:
             whole, single, inside = self._page_plan(tuple(ranges))
+            if any(digests[r] is None for r in whole):  # (only these: a volatile fill's may be unknown)
+                digests = self._known_digests(pages, digests, whole)
             digest = hash((tuple(digests[r] for r in whole), tuple(pages[i] for i in single), shadow))
             return StateKey(digest, (shadow, _PageView(pages, inside)))
+        if None in digests:
+            digests = self._known_digests(pages, digests)
         raw = bytes(context)
         cpu = raw[len(raw) - int.from_bytes(raw[:8], "little"):]  # header: size_t context_size first
         extra = (cpu, shadow)
         return StateKey(hash((digests, extra)), (extra, pages))
 
-    def _known_digests(self, pages: list, digests: tuple) -> tuple[int, ...]:
-        """`digests` with the unknown ones computed from `pages` (kept if current)."""
-        known = tuple(d if d is not None else sum(_page_digest(i, pages[i]) for i in range(first, first + n)) & _MASK64
-                      for d, (first, n) in zip(digests, self._regions))
+    def _known_digests(self, pages: list, digests: tuple, regions: Sequence[int] | None = None) -> tuple:
+        """`digests` with the unknown ones (of `regions`, default all) computed from
+        `pages` (kept if current)."""
+        wanted = range(len(digests)) if regions is None else regions
+        known = tuple(d if d is not None or r not in wanted else
+                      sum(_page_digest(i, pages[i]) for i in range(first, first + n)) & _MASK64
+                      for r, (d, (first, n)) in enumerate(zip(digests, self._regions)))
         if pages is self._base:
             self._digest = known
         return known

@@ -245,6 +245,39 @@ def test_msp430_pending_while_masked_is_taken_after_the_instruction_after_eint(t
     assert m.engine.read_register("r12") == 3 and m.engine.read_register("sr") & GIE
 
 
+
+@pytest.mark.parametrize("sr_write", [(0xD232,), (0xC232,), (0x4E02,), (0xD032, 0x0010)],
+                         ids=["eint", "dint", "mov-r14-sr", "bis-cpuoff"])
+def test_msp430_instruction_limits_hold_around_sr_mode_writes(sr_write):
+    """Divergence L1: once icicle has compiled a block, an instruction in it that changes
+    SR bits 7:3 makes it run past its instruction limit to the block's end. The engine
+    executes such instructions itself, so every budget retires exactly that many."""
+    nop = 0x4303
+    code = _w(nop, nop, nop, *sr_write, *([nop] * 8), 0x3FFF)  # ... jmp $
+    count = 3 + 1 + 8
+    end = 0x4400 + len(code) - 2
+    e = IcicleEngine()
+    e.map([Mapping(0x1C00, 0x2000, Access.RWX), Mapping(0x4400, 0x400, Access.RWX)], _NoBus())
+    e.write_memory(0x4400, code)
+    e.scan_code(0x4400, code)
+    e.set_exits([end])
+
+    def start():
+        e.write_register("sp", 0x3000)
+        e.write_register("sr", GIE if sr_write == (0xC232,) else 0)
+        e.write_register("r14", GIE)
+        e.pc = 0x4400
+
+    for _ in range(2000):  # hot enough for icicle to compile the block
+        start()
+        assert e.run(100).kind == StopKind.EXIT
+    for budget in range(1, count + 1):
+        start()
+        before = e.instructions
+        stop = e.run(budget)
+        assert e.instructions - before == budget, budget
+        assert stop.kind == (StopKind.EXIT if budget == count else StopKind.LIMIT)
+
 CORTEX_PENDING = r"""
 #include <stdint.h>
 #define REG(a) (*(volatile uint32_t *)(a))

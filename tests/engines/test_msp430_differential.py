@@ -407,9 +407,12 @@ def test_fixup_sites_skip_correct_instructions():
             isa.fmt1("subc", Imm(0), Reg(6)), isa.fmt2("sxt", Abs(0x2000)),
             isa.fmt1("mov", Inc(1), Reg(0)), isa.fmt1("mov", Reg(2), Reg(5)),
             isa.fmt2("push", Reg(5)), isa.fmt2("call", Imm(0x4400, long=True)),
-            isa.jump("jne", 0x4400, 0x4410), [0x1300]]
+            isa.jump("jne", 0x4400, 0x4410), [0xC312], [0xD312]]  # ..., CLRC, SETC
     for w in fine:
         assert fx.fixup_sites(isa.words_to_bytes(w[:1]), 0x4400) == [], hex(w[0])
+    # L1: what may change SR bits 7:3 is a site (EINT, DINT, MOV R14,SR, BIS #imm,SR, RETI)
+    for w in (0xD232, 0xC232, 0x4E02, 0xD032, 0x1300):
+        assert fx.divergences(w) == ["L1"], hex(w)
 
 
 def test_execute_rejects_reserved_msp430x_forms():

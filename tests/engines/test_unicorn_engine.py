@@ -356,6 +356,25 @@ def test_single_steps_walk_an_it_block_one_instruction_at_a_time(tmp_path):
     assert e.instructions == 9
 
 
+def test_recorded_pcs_are_the_pcs_between_instructions_it_blocks_included(tmp_path):
+    e, lab, _ = make(tmp_path, IT_BLOCK)
+    trace = e.record_pcs(12)
+    assert e.run(11).kind == StopKind.LIMIT  # the listing's 9, then `b end` twice
+    e.record_pcs(0)
+    # [i]: the pc after i instructions retired, read off the listing (the skipped
+    # conditional ones included); [11] did not run yet
+    expected = [lab["_start"], lab["_start"] + 2, None, None] + \
+        [lab[n] for n in ("it", "i1", "i2", "i3", "i4", "end", "end")] + [0xFFFF_FFFF]
+    assert [t if x is None else x for t, x in zip(trace, expected)] == list(trace)
+    e2, _, _ = make(tmp_path, IT_BLOCK)  # and all are what single steps see
+    steps = [e2.pc]
+    for _ in range(10):
+        e2.run(1)
+        steps.append(e2.pc)
+    assert steps == list(trace[:11])
+    assert e.run(1).kind == StopKind.LIMIT and list(trace[11:]) == [0xFFFF_FFFF]  # recording stopped
+
+
 def test_flags_set_inside_an_it_block_survive_a_stop_there(tmp_path):
     # cmpeq changes Z inside the block; the later condition must see the new flags
     # whether or not the run stops between them.
@@ -722,3 +741,29 @@ def test_foreign_state_is_rejected(tmp_path):
     b, _, _ = make(tmp_path, "b .")
     with pytest.raises(ValueError):
         b.load(a.save())
+
+
+def test_power_on_from_the_cpu_cache_is_the_computed_one(build_dir):
+    """Machine.power_on keeps the CPU it computes per (fill, reset vectors) for a fill it
+    sees a second time and loads it (Engine.load_cpu) when that fill comes again: every
+    register as computed."""
+    import emu
+
+    elf = build_dir / "cortex-m4-mram" / "demo.elf"
+    cached, fresh = emu.Machine.from_elf(elf), emu.Machine.from_elf(elf)
+    fresh.engine.cpu_snapshots = False  # (an instance attribute: every power-on computed)
+    names = cached.engine.register_names
+
+    def after_power_on(m):
+        m.reset()
+        m.step(500)  # some other CPU state first: what the cache replaces
+        m.power_fail()
+        m.power_on()
+        return {n: m.engine.read_register(n) for n in names}
+
+    first = after_power_on(cached)
+    assert not cached._cpu_at_power_on  # (each fill seen once)
+    assert after_power_on(cached) == first and len(cached._cpu_at_power_on) == 2  # (boots 1 and 2)
+    assert after_power_on(cached) == first == after_power_on(fresh)  # loaded; computed
+    runs = [m.run(fail_after=[300, 50, 700]) for m in (cached, fresh) for _ in range(2) if m.reset() is None]
+    assert all(r.to_json() == runs[0].to_json() for r in runs) and runs[0].outcome == "completed"
