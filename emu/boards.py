@@ -75,7 +75,7 @@ MSP430FR5994 = Board(
         Region("fram", 0x4000, 0xC000, Access.RWX),
         Region("fram-high", 0x10000, 0x34000, Access.RWX),
     ),
-    peripherals=("msp430-eusci-a0", "msp430-mpy32", "msp430-system", "msp430-comp-e"),
+    peripherals=("msp430-eusci-a0", "msp430-mpy32", "msp430-system", "msp430-comp-e", "msp430-timer-a0"),
 )
 
 CORTEX_M4_MRAM = Board(
@@ -90,9 +90,10 @@ CORTEX_M4_MRAM = Board(
         Region("sram", 0x2000_0000, 0x2_0000, Access.RWX, volatile=True),
         Region("peripherals", 0x4000_0000, 0x2000_0000, Access.RW, mmio=True),
         Region("mram", 0x6000_0000, 0x8_0000, Access.RW),
+        Region("dwt", 0xE000_1000, 0x1000, Access.RW, mmio=True),
         Region("system", 0xE000_E000, 0x1000, Access.RW, mmio=True),
     ),
-    peripherals=("stm32-usart1", "cortex-m-systick", "cortex-m-scb", "stm32-pvd"),
+    peripherals=("stm32-usart1", "cortex-m-systick", "cortex-m-scb", "stm32-pvd", "cortex-m-dwt"),
 )
 
 BOARDS: dict[str, Board] = {b.name: b for b in (MSP430FR5994, CORTEX_M4_MRAM)}

@@ -18,7 +18,8 @@ from typing import Iterable, Protocol
 
 from .errors import EmuError
 from .machine import Machine
-from .protocol import Error, Frame, FrameDecoder, Info, Load, MessageType, Result, Status, encode_frame
+from .protocol import (PROTOCOL_VERSION, Error, Frame, FrameDecoder, Info, Load, MessageType, Result, Status,
+                       encode_frame)
 
 __all__ = ["Transport", "Host", "MachineTransport", "HostError", "FirmwareError"]
 
@@ -59,10 +60,15 @@ class Host:
         self.results: dict[int, Result] = {}  # unsolicited RESULTs seen, by the job's seq
         self._seq = 0
         self._job_seq: int | None = None
+        #: protocol version RESULTs are decoded with: the project firmware's, until INFO says
+        self.version = PROTOCOL_VERSION
 
     # -- requests -----------------------------------------------------------------------
     def info(self) -> Info:
-        return Info.decode(self.request(MessageType.INFO))
+        """INFO; its protocol version then decodes this host's RESULTs."""
+        info = Info.decode(self.request(MessageType.INFO))
+        self.version = info.version
+        return info
 
     def load(self, data: bytes, offset: int = 0) -> None:
         """Write `data` into the firmware's input buffer at `offset`, in chunks."""
@@ -83,7 +89,7 @@ class Host:
         return Status.decode(self.request(MessageType.STATUS))
 
     def result(self) -> Result:
-        return Result.decode(self.request(MessageType.RESULT))
+        return Result.decode(self.request(MessageType.RESULT), self.version)
 
     def wait_result(self, polls: int = 100) -> Result:
         """The RESULT of the job started by `run`: the unsolicited one the firmware sends
@@ -133,7 +139,7 @@ class Host:
         frames = self.decoder.feed(data)
         for f in frames:
             if f.type == MessageType.RESULT.reply:
-                self.results[f.seq] = Result.decode(f.body)
+                self.results[f.seq] = Result.decode(f.body, self.version)
         return frames
 
     def _next_seq(self) -> int:

@@ -29,11 +29,13 @@ from enum import IntEnum
 from .errors import EmuError
 
 __all__ = [
-    "MAX_FRAME", "MessageType", "Frame", "FrameDecoder", "ProtocolError", "encode_frame", "crc16",
+    "MAX_FRAME", "PROTOCOL_VERSION", "MessageType", "Frame", "FrameDecoder", "ProtocolError", "encode_frame", "crc16",
     "cobs_encode", "cobs_decode", "Info", "Load", "Status", "Result", "Error", "last_result",
 ]
 
 MAX_FRAME = 1024  # bytes of type + seq + body + crc, before COBS
+#: the protocol version the project firmware reports in INFO (2: RESULT carries cycles)
+PROTOCOL_VERSION = 2
 
 
 class ProtocolError(EmuError):
@@ -305,25 +307,33 @@ class Error:
 @dataclass(frozen=True)
 class Result:
     """RESULT: output bytes, the early exit taken (`NO_EXIT` for the final output), boot
-    count and a cycle or instruction counter. Only `output` and `exit` are the result
-    proper; the counters differ from run to run."""
+    count, work counter (task commits) and the job's CPU cycles up to its last commit
+    (`cycles`; None from protocol version 1 firmware, which does not send it). Only
+    `output` and `exit` are the result proper; the counters differ from run to run."""
 
     output: bytes
     exit: int
     boot_count: int
     counter: int
+    cycles: int | None = None
 
     NO_EXIT = 0xFF
 
-    def encode(self) -> bytes:
-        return (bytes([self.exit]) + self.boot_count.to_bytes(2, "little") + self.counter.to_bytes(4, "little")
-                + bytes(self.output))
+    def encode(self, version: int = PROTOCOL_VERSION) -> bytes:
+        head = bytes([self.exit]) + self.boot_count.to_bytes(2, "little") + self.counter.to_bytes(4, "little")
+        if version >= 2:
+            if self.cycles is None:
+                raise ProtocolError("a version 2 RESULT needs cycles")
+            head += self.cycles.to_bytes(4, "little")
+        return head + bytes(self.output)
 
     @classmethod
-    def decode(cls, body: bytes) -> "Result":
+    def decode(cls, body: bytes, version: int = PROTOCOL_VERSION) -> "Result":
+        """The body as firmware of protocol `version` (INFO) sends it."""
         r = _Reader(body, "RESULT")
         exit_, boots, counter = r.u(1), r.u(2), r.u(4)
-        return cls(r.rest(), exit_, boots, counter)
+        cycles = r.u(4) if version >= 2 else None
+        return cls(r.rest(), exit_, boots, counter, cycles)
 
 
 def last_result(uart: bytes) -> Result | None:

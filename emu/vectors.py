@@ -98,6 +98,7 @@ class VectorRun:
     output: bytes | None  # None: no RESULT came
     exit: int | None
     run: RunResult | None = None  # via="memory" only
+    cycles: int | None = None  # the job's CPU cycles in RESULT (None: none came, or protocol v1)
 
     @property
     def passed(self) -> bool:
@@ -114,11 +115,12 @@ def run_vector(vector: Vector, elf: str | Path, via: str = "memory",
     schedule = list(vector.schedule or ())
     if via == "uart":
         result = Host(MachineTransport(m, fail_after=schedule)).run_job(vector.input)
-        return VectorRun(vector, via, result.output, result.exit)
+        return VectorRun(vector, via, result.output, result.exit, cycles=result.cycles)
     load_vector(m, vector)
     run = m.run(fail_after=schedule)
     result = last_result(run.uart)
-    return VectorRun(vector, via, result.output if result else None, result.exit if result else None, run)
+    return VectorRun(vector, via, result.output if result else None, result.exit if result else None, run,
+                     result.cycles if result else None)
 
 
 def load_vector(machine: Machine, vector: Vector) -> None:

@@ -17,7 +17,8 @@ commit variable is the commit itself, never a hazard.
 Trusted functions (`trust`): code that updates non-volatile data in place under its own
 protection (an undo or redo log); a hazard whose write is made inside one is reported as
 `guarded`, not as a hazard. Default: the project runtime's undo-log functions that the ELF
-has. Ignored variables (`ignore`, default the runtime's boot counter) are not analysed.
+has. Ignored variables (`ignore`, default `DEFAULT_IGNORED`: the runtime's boot counter and
+cycle counts) are not analysed.
 
 Each hazard instance has an exposure window: the failure points (`emu run --fail-after K`
 of the first power-on period) it can break. For a write-after-read, a failure after the
@@ -48,8 +49,11 @@ __all__ = ["find_hazards", "WarReport", "Hazard", "DEFAULT_COMMITS", "DEFAULT_TR
 
 DEFAULT_COMMITS = ("rt_active", "rt_jit_valid", "rt_job", "rt_result_sent")
 DEFAULT_TRUSTED = ("rt_undo_write", "rt_undo_write16", "rt_undo_write32", "rt_undo_recover")
-# The runtime's boot counter: an in-place increment by design (it counts boots).
-DEFAULT_IGNORED = ("rt_boot_count",)
+# Not analysed by default, each by design: the runtime's boot counter (an in-place
+# increment: it counts boots), its job cycle counts (committed values that depend on where
+# power failed) and the MSP430 cycle counter's high half (SRAM that restarts with the timer
+# at every boot).
+DEFAULT_IGNORED = ("rt_boot_count", "rt_cycle_count", "board_cycles_high")
 
 
 @dataclass(frozen=True)
@@ -251,10 +255,10 @@ class _Regions:
 
     def access(self, kind: str, address: int, size: int, value, pc: int, index: int) -> None:
         self.count += 1
+        if any(a <= address < b for a, b in self.ignored):
+            return
         if not any(a <= address < b for a, b in self.nv):
             self._volatile(kind, address, size, value, pc, index)
-            return
-        if any(a <= address < b for a, b in self.ignored):
             return
         acc = MemoryAccess(kind, address, size, value, pc, index, 0)
         if kind == "r":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / "build"
+# EMU_TEST_BUILD=DIR: build and test the firmware in DIR instead (e.g. work on the firmware
+# without rebuilding the shared build/ under others' feet)
+BUILD = Path(os.environ.get("EMU_TEST_BUILD") or ROOT / "build").resolve()
 BOARDS = ("msp430fr5994", "cortex-m4-mram")
 
 

@@ -14,7 +14,9 @@ import sys
 
 import pytest
 
+import emu
 from emu.elf import ElfImage
+from emu.engines.base import StopKind
 from emu.gdbstub import SIGNALS
 
 
@@ -32,10 +34,26 @@ def served(elf, fail_after):
         proc.kill()
 
 
+def _entries(elf, function: str, count: int) -> list[int]:
+    """Instruction counts (from power-on) at which the first `count` calls of `function`
+    are about to execute its first instruction."""
+    m = emu.Machine.from_elf(elf)
+    start = m.resolve_address(function) & ~1
+    m.power_on()
+    found, n = [], 0
+    while len(found) < count:
+        assert m.step(1).kind == StopKind.LIMIT
+        n += 1
+        if m.engine.pc == start:
+            found.append(n)
+    return found
+
+
 @pytest.mark.skipif(shutil.which("gdb-multiarch") is None, reason="gdb-multiarch is installed by `make test`")
 def test_gdb_multiarch_session_through_a_power_failure(build_dir):
     elf = build_dir / "cortex-m4-mram" / "checksum.elf"
-    with served(elf, [4100]) as port:  # after the third task_chunk (at instruction 4,023)
+    fail_at = _entries(elf, "task_chunk", 3)[-1] + 80  # after the third task_chunk, before the fourth
+    with served(elf, [fail_at]) as port:
         script = [f"target remote 127.0.0.1:{port}", "break task_chunk", "continue", "print rt_boot_count",
                   "continue", "continue", "continue", "info registers pc", "print rt_boot_count", "continue",
                   "print rt_boot_count", "monitor power status", "continue", "print rt_boot_count",

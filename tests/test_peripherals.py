@@ -127,3 +127,73 @@ def test_msp430_password_registers():
     assert bus.by_name("cs").violation is None
     bus.power_off()
     assert bus.read(0x015C, 2) == 0x6904  # back to the reset value
+
+
+# -- cycle counters: DWT (ARMv7-M C1.8, DEMCR C1.6.5) and Timer_A (SLAU367 "Timer_A") -------
+DEMCR, DWT_CTRL, DWT_CYCCNT = 0xE000_EDFC, 0xE000_1000, 0xE000_1004
+
+
+def clocked(names):
+    bus, clock = build_bus(names, Link()), Clock()
+    for p in bus.peripherals:
+        p.clock = clock
+    return bus, clock
+
+
+def test_dwt_cyccnt_needs_trcena_and_cyccntena_wraps_and_is_writable():
+    bus, clock = clocked(["cortex-m-scb", "cortex-m-dwt"])
+    assert bus.read(DWT_CTRL, 4) == 0x4000_0000  # reset value: NUMCOMP = 4
+    bus.write(DWT_CTRL, 4, 1)
+    clock.now = 10
+    assert bus.read(DWT_CYCCNT, 4) == 0  # CYCCNTENA without TRCENA: no count
+    bus.write(DEMCR, 4, 1 << 24)
+    assert bus.read(DEMCR, 4) == 1 << 24  # DEMCR is the debug block's, not stored by the SCB
+    clock.now = 25
+    assert bus.read(DWT_CYCCNT, 4) == 15
+    bus.write(DWT_CTRL, 4, 0)
+    clock.now = 40
+    assert bus.read(DWT_CYCCNT, 4) == 15  # stopped: holds
+    bus.write(DWT_CYCCNT, 4, 0xFFFF_FFF0)
+    bus.write(DWT_CTRL, 4, 1)
+    clock.now = 40 + 0x20
+    assert bus.read(DWT_CYCCNT, 4) == 0x10  # wrapped at 32 bits
+    assert bus.read(DWT_CYCCNT + 2, 2) == 0  # halfword access to the high half
+
+
+TA0CTL, TA0CCTL1, TA0R, TA0CCR0, TA0CCR1, TA0EX0, TA0IV = 0x0340, 0x0344, 0x0350, 0x0352, 0x0354, 0x0360, 0x036E
+SMCLK, UP, CONT, TACLR, TAIE, TAIFG, CCIE, CCIFG = 0x0200, 0x0010, 0x0020, 0x0004, 0x0002, 0x0001, 0x0010, 0x0001
+
+
+def test_timer_a_up_mode_sets_ccifg0_at_ccr0_and_taifg_at_the_turn_to_zero():
+    bus, clock = clocked(["msp430-timer-a0"])
+    bus.write(TA0CCR0, 2, 9)  # period 10 ticks: 0..9
+    bus.write(TA0CTL, 2, SMCLK | UP | TACLR)
+    clock.now = 9
+    assert bus.read(TA0R, 2) == 9 and bus.read(0x0342, 2) & CCIFG and not bus.read(TA0CTL, 2) & TAIFG
+    clock.now = 10
+    assert bus.read(TA0R, 2) == 0 and bus.read(TA0CTL, 2) & TAIFG
+    clock.now = 10 + 10 * 7 + 3
+    assert bus.read(TA0R, 2) == 3
+    assert bus.read(TA0CTL, 2) & (TACLR | 0x00C0) == 0  # TACLR reads 0
+
+
+def test_timer_a_continuous_compare_flags_and_ta0iv_priorities():
+    bus, clock = clocked(["msp430-timer-a0"])
+    timer = bus.peripherals[0]
+    bus.write(TA0CCR1, 2, 100)
+    bus.write(TA0CCTL1, 2, CCIE)
+    bus.write(TA0EX0, 2, 1)  # /2
+    bus.write(TA0CTL, 2, SMCLK | CONT | TACLR | TAIE)
+    clock.now = 199
+    assert bus.read(TA0R, 2) == 99 and not timer.irq_pending()
+    clock.now = 200  # TAR reaches TACCR1 = 100
+    assert timer.irq_pending() and bus.read(TA0CCTL1, 2) & CCIFG
+    clock.now = 2 * 0x10000  # and wraps to 0: TAIFG as well
+    assert bus.read(TA0R, 2) == 0 and bus.read(TA0CTL, 2) & TAIFG
+    assert bus.read(TA0IV, 2) == 0x02  # CCR1 first; the read clears it
+    assert bus.read(TA0IV, 2) == 0x0E  # then TAIFG
+    assert bus.read(TA0IV, 2) == 0 and not timer.irq_pending()
+    bus.write(TA0CTL, 2, SMCLK | CONT)  # TAIE off: a TAIFG does not show in TA0IV
+    clock.now = 4 * 0x10000
+    assert bus.read(TA0CTL, 2) & TAIFG and bus.read(TA0IV, 2) == 0x02 and bus.read(TA0IV, 2) == 0
+    assert bus.read(TA0CTL, 2) & TAIFG  # still set: TA0IV did not clear a disabled flag

@@ -115,7 +115,17 @@ def test_message_bodies_round_trip():
     assert Load.decode(load.encode()) == load
     status = Status(Status.RUNNING, 123456, 17)
     assert Status.decode(status.encode()) == status
-    result = Result(b"\x09\x00\x05", Result.NO_EXIT, 4, 0xDEADBEEF)
+    result = Result(b"\x09\x00\x05", Result.NO_EXIT, 4, 0xDEADBEEF, 0x89ABCDEF)
     assert Result.decode(result.encode()) == result
+    # the wire layout of docs/protocol.md, written out by hand: exit, boot_count u16,
+    # counter u32, cycles u32, output
+    body = bytes.fromhex("ff 0400 efbeadde efcdab89 090005")
+    assert result.encode() == body and Result.decode(body) == result
+    # protocol version 1 firmware sends no cycles: the same bytes minus those four
+    old = Result(b"\x09\x00\x05", Result.NO_EXIT, 4, 0xDEADBEEF)
+    assert old.encode(version=1) == bytes.fromhex("ff 0400 efbeadde 090005")
+    assert Result.decode(old.encode(version=1), version=1) == old
+    with pytest.raises(ProtocolError, match="too short"):
+        Result.decode(bytes.fromhex("ff 0400 efbeadde 0900"))  # version 2 without the cycles
     with pytest.raises(ProtocolError, match="too short"):
         Status.decode(b"\x01\x02")

@@ -18,7 +18,7 @@ import emu
 from emu.campaign import Campaign, exhaustive, sample
 from emu.cli import main
 from emu.explain import explain
-from emu.war import find_hazards
+from emu.war import DEFAULT_IGNORED, find_hazards
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARDS = ("msp430fr5994", "cortex-m4-mram")
@@ -64,6 +64,16 @@ def test_undo_logged_swaps_are_guarded_not_hazards(build_dir):
     # without trusting the undo log, the in-place writes are hazards again
     bare = hazards(build_dir, "cortex-m4-mram", "sort", trusted=[])
     assert "app_output" in {h.symbol for h in bare.hazards}
+
+
+def test_the_msp430_cycle_counter_is_not_a_volatile_hazard(build_dir):
+    """The timer's overflow count lives in SRAM and restarts with the timer at every boot:
+    by design, so not reported (DEFAULT_IGNORED); asked to analyse it, war finds it."""
+    report = hazards(build_dir, "msp430fr5994", "dnn_digits")
+    assert report.outcome == "completed" and report.hazards == [], report.format_text()
+    ignore = [n for n in DEFAULT_IGNORED if n != "board_cycles_high"]
+    bare = hazards(build_dir, "msp430fr5994", "dnn_digits", ignore=ignore)
+    assert {(h.kind, h.symbol) for h in bare.hazards} == {("volatile", "board_cycles_high")}
 
 
 # Cortex-M: exhaustive where the golden run is short; MSP430 campaigns are slower: samples.

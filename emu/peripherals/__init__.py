@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from .base import Link, Peripheral, PowerView, Supply
-from .cortex_m import STM32USART, SysTick, SystemControlBlock, stm32_pvd
-from .msp430 import COMP_E, CS, EUSCIA, MPY32, PMM, WDT_A
+from .cortex_m import STM32USART, SysTick, SystemControlBlock, dwt, stm32_pvd
+from .msp430 import COMP_E, CS, EUSCIA, MPY32, PMM, WDT_A, TimerA
 
 __all__ = ["Link", "Peripheral", "PeripheralBus", "build_bus", "PowerView", "Supply"]
 
@@ -20,9 +20,11 @@ _FACTORIES: dict[str, Callable[[Link], list[Peripheral]]] = {
     "msp430-mpy32": lambda link: [MPY32(0x04C0)],
     "msp430-system": lambda link: [WDT_A(), PMM(), CS()],
     "msp430-comp-e": lambda link: [COMP_E(0x08C0)],
+    "msp430-timer-a0": lambda link: [TimerA(0x0340, "timer_a0")],
     "stm32-usart1": lambda link: [STM32USART(0x4001_3800, "usart1", link)],
     "cortex-m-systick": lambda link: [SysTick(0xE000_E010)],
     "cortex-m-scb": lambda link: [SystemControlBlock(0xE000_ED00)],
+    "cortex-m-dwt": lambda link: dwt(),  # DWT (CYCCNT) and DEMCR, which gates it
     "stm32-pvd": lambda link: stm32_pvd(),  # PWR (PVD), EXTI line 16, NVIC
 }
 
@@ -36,7 +38,7 @@ class PeripheralBus:
         self._on_unmodeled = on_unmodeled
         self.unmodeled: set[int] = set()
         self._touched: set[int] = set()  # peripherals accessed since the last reset
-        #: called after a write to a peripheral that `affects_irq` (set by the machine)
+        #: called after an access to a peripheral that `affects_irq` (set by the machine)
         self.irq_changed: Callable[[], None] | None = None
 
     def _find(self, address: int) -> Peripheral | None:
@@ -58,7 +60,12 @@ class PeripheralBus:
     def read(self, address: int, size: int) -> int:
         p = self._find(address)
         if p is not None:
-            return p.read(address - p.base, size)
+            value = p.read(address - p.base, size)
+            if p.affects_irq and self.irq_changed is not None:
+                # reads clear flags too (TAxIV, CEIV): a source whose flag was pending may
+                # announce its next request only now (irq_next)
+                self.irq_changed()
+            return value
         self._note(address)
         return int.from_bytes(bytes(self._storage.get(address + i, 0) for i in range(size)), "little")
 

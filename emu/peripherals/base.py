@@ -68,8 +68,8 @@ class Peripheral:
     irq: int | None = None
     #: its priority where the CPU has configurable ones (Cortex-M NVIC value, 0 highest)
     irq_priority: int = 0
-    #: writes to it may make an interrupt pending or move `irq_next` of some source
-    #: (the machine then re-plans its run at once)
+    #: accesses to it (writes, and reads that clear flags) may make an interrupt pending
+    #: or move `irq_next` of some source (the machine then re-plans its run at once)
     affects_irq: bool = False
 
     def irq_pending(self) -> bool:

@@ -1,16 +1,18 @@
-"""Cortex-M4 board peripherals: STM32L4 USART, SysTick, the System Control Block, and the
-power-warning path: PWR's programmable voltage detector (PVD) through EXTI line 16 to the
-PVD_PVM interrupt (IRQ 1) of the NVIC.
+"""Cortex-M4 board peripherals: STM32L4 USART, SysTick, the System Control Block, the
+cycle counter (DWT CYCCNT, enabled through DEMCR.TRCENA), and the power-warning path:
+PWR's programmable voltage detector (PVD) through EXTI line 16 to the PVD_PVM interrupt
+(IRQ 1) of the NVIC.
 
 USART, PWR and EXTI register layouts and flags follow ST RM0351 (STM32L4x5/L4x6 reference
-manual); SysTick, SCB and NVIC follow the ARMv7-M Architecture Reference Manual."""
+manual); SysTick, SCB, NVIC, DWT and the debug control block (DEMCR) follow the ARMv7-M
+Architecture Reference Manual (DWT: C1.8; DEMCR: C1.6.5)."""
 
 from __future__ import annotations
 
 from .base import Link, Peripheral, RegisterFile
 
-__all__ = ["STM32USART", "SysTick", "SystemControlBlock", "NVIC", "STM32PWR", "STM32EXTI", "stm32_pvd",
-           "PVD_PVM_EXCEPTION"]
+__all__ = ["STM32USART", "SysTick", "SystemControlBlock", "NVIC", "DWT", "DebugControl", "dwt", "STM32PWR",
+           "STM32EXTI", "stm32_pvd", "PVD_PVM_EXCEPTION"]
 
 CR1, BRR, ISR, ICR, RQR, RDR, TDR = 0x00, 0x0C, 0x1C, 0x20, 0x18, 0x24, 0x28
 UE, RE, TE = 1 << 0, 1 << 2, 1 << 3
@@ -146,7 +148,7 @@ class SystemControlBlock(Peripheral):
     """SCB registers startup code touches: CPUID, VTOR, AIRCR, CCR, CPACR (FPU enable)."""
 
     name = "scb"
-    size = 0x100
+    size = 0xF0  # 0xE000ED00-0xE000EDEF; the debug registers follow (`DebugControl`)
 
     def __init__(self, base: int):
         self.base = base
@@ -168,6 +170,117 @@ class SystemControlBlock(Peripheral):
         if offset == 0x0C and (value >> 16) != 0x05FA:
             return  # AIRCR writes without VECTKEY are ignored
         self.regs = RegisterFile.put(self.regs, offset, size, value)
+
+
+# DEMCR (0xE000EDFC) bit 24: global enable of the DWT and ITM; DWT_CTRL bit 0 enables CYCCNT.
+TRCENA, CYCCNTENA = 1 << 24, 1 << 0
+DWT_CTRL, DWT_CYCCNT = 0x000, 0x004
+DWT_NUMCOMP = 4 << 28  # DWT_CTRL[31:28]: the Cortex-M4 has four comparators (reset 0x40000000)
+
+
+class DWT(Peripheral):
+    """The Data Watchpoint and Trace unit's cycle counter: CYCCNT counts one processor
+    cycle per retired instruction (the time base SysTick uses) while DWT_CTRL.CYCCNTENA
+    and DEMCR.TRCENA are both set, holds its value otherwise, wraps at 32 bits and is
+    writable. The other DWT registers (profiling counters, comparators) keep what is
+    written; the profiling counters do not count."""
+
+    name = "dwt"
+    size = 0x1000  # 0xE0001000-0xE0001FFF
+
+    def __init__(self, base: int, debug: "DebugControl"):
+        self.base, self.debug = base, debug
+        debug.dwt = self
+        self.reset()
+
+    def reset(self) -> None:
+        self.ctrl = 0
+        self.value = 0  # CYCCNT when it last started or stopped counting
+        self.since = 0  # the clock then
+        self.counting = False
+        self.regs = {}
+
+    def _now(self) -> int:
+        return self.clock() if self.clock else 0
+
+    def cyccnt(self) -> int:
+        elapsed = self._now() - self.since if self.counting else 0
+        return (self.value + elapsed) & 0xFFFF_FFFF
+
+    def gate(self) -> None:
+        """Take a change of CYCCNTENA or TRCENA into account (the count so far is kept)."""
+        self.value, self.since = self.cyccnt(), self._now()
+        self.counting = bool(self.ctrl & CYCCNTENA and self.debug.demcr & TRCENA)
+
+    def state_key(self) -> object:
+        # counting, the value depends on the time since `since`, not on `since` itself
+        return (self.ctrl, self.cyccnt(), self.counting, self.regs)
+
+    def read(self, offset: int, size: int) -> int:
+        word = offset & ~3
+        if word == DWT_CTRL:
+            value = self.ctrl | DWT_NUMCOMP
+        elif word == DWT_CYCCNT:
+            value = self.cyccnt()
+        else:
+            return RegisterFile.get(self.regs, offset, size)
+        return (value >> 8 * (offset & 3)) & ((1 << 8 * size) - 1)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        word = offset & ~3
+        if word in (DWT_CTRL, DWT_CYCCNT):
+            old = self.ctrl if word == DWT_CTRL else self.cyccnt()
+            shift, mask = 8 * (offset & 3), (1 << 8 * size) - 1
+            value = (old & ~(mask << shift)) | ((value & mask) << shift)
+            if word == DWT_CTRL:
+                self.gate()
+                self.ctrl = value & 0x0FFF_FFFF  # NUMCOMP and the NO* bits are read-only
+                self.gate()
+            else:
+                self.value, self.since = value & 0xFFFF_FFFF, self._now()
+        else:
+            self.regs = RegisterFile.put(self.regs, offset, size, value)
+
+
+class DebugControl(Peripheral):
+    """The debug control block at 0xE000EDF0: DHCSR, DCRSR, DCRDR kept as written, and
+    DEMCR, whose TRCENA gates the DWT (its cycle counter counts only while it is set)."""
+
+    name = "debug"
+    size = 0x10
+    dwt: DWT | None = None  # set by the DWT it gates
+
+    def __init__(self, base: int = 0xE000_EDF0):
+        self.base = base
+        self.reset()
+
+    def reset(self) -> None:
+        self.demcr = 0
+        self.regs = {}
+
+    def state_key(self) -> object:
+        return (self.demcr, self.regs)
+
+    def read(self, offset: int, size: int) -> int:
+        if offset & ~3 == 0xC:
+            return (self.demcr >> 8 * (offset & 3)) & ((1 << 8 * size) - 1)
+        return RegisterFile.get(self.regs, offset, size)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        if offset & ~3 == 0xC:
+            shift, mask = 8 * (offset & 3), (1 << 8 * size) - 1
+            value = (self.demcr & ~(mask << shift)) | ((value & mask) << shift)
+            self.demcr = value & 0x010F_07F1  # VC_* (0, 4-10), MON_* (16-19), TRCENA (24)
+            if self.dwt is not None:
+                self.dwt.gate()
+        else:
+            self.regs = RegisterFile.put(self.regs, offset, size, value)
+
+
+def dwt() -> list[Peripheral]:
+    """The DWT at 0xE0001000 and the debug control block (DEMCR) that gates it."""
+    debug = DebugControl()
+    return [DWT(0xE000_1000, debug), debug]
 
 
 class NVIC(Peripheral):
@@ -364,3 +477,4 @@ def stm32_pvd() -> list[Peripheral]:
     """PWR, EXTI and NVIC wired together (the PVD interrupt path)."""
     pwr, nvic = STM32PWR(), NVIC()
     return [pwr, STM32EXTI(pwr, nvic), nvic]
+

@@ -1,12 +1,14 @@
 """MSP430FR5994 peripherals: eUSCI_A UART, MPY32 multiplier, password-protected system
-registers (watchdog, PMM, clock system), Comparator_E (the power-warning interrupt). Register maps follow TI's MSP430FR58xx/59xx/
+registers (watchdog, PMM, clock system), Comparator_E (the power-warning interrupt), Timer_A
+(TA0: the firmware's cycle counter). Register maps follow TI's MSP430FR58xx/59xx/
 68xx/69xx Family User's Guide (SLAU367) and the MSP430FR5994 datasheet (SLASE54)."""
 
 from __future__ import annotations
 
 from .base import Link, Peripheral, RegisterFile
 
-__all__ = ["EUSCIA", "MPY32", "PasswordBlock", "WDT_A", "PMM", "CS", "COMP_E", "COMP_E_VECTOR"]
+__all__ = ["EUSCIA", "MPY32", "PasswordBlock", "WDT_A", "PMM", "CS", "COMP_E", "COMP_E_VECTOR", "TimerA",
+           "TIMER0_A1_VECTOR"]
 
 # eUSCI_A register offsets
 CTLW0, CTLW1, BRW, MCTLW, STATW, RXBUF, TXBUF, ABCTL, IRCTL, IE, IFG, IV = (
@@ -388,3 +390,183 @@ class COMP_E(Peripheral):
             pass  # read-only
         else:
             self.regs = RegisterFile.put(self.regs, offset, size, value)
+
+
+# Timer_A (SLAU367 chapter "Timer_A"; TA0 = Timer0_A3 at 0x0340 with three capture/compare
+# blocks; its CCR1-2 and TAIFG interrupt TIMER0_A1 has vector 0xFFE8 (SLASE54 interrupt
+# vector table: TIMER0_A1_VECTOR = 52, the word at 0xFF80 + 2 * 52)
+TIMER0_A1_VECTOR = 0xFFE8
+TACTL, TACCTL0, TAR, TACCR0, TAEX0, TAIV = 0x00, 0x02, 0x10, 0x12, 0x20, 0x2E
+TAIFG, TAIE, TACLR = 0x0001, 0x0002, 0x0004
+TASSEL_SMCLK = 2  # TASSEL (bits 9-8) = 10b
+MC_STOP, MC_UP, MC_CONTINUOUS, MC_UPDOWN = 0, 1, 2, 3  # MC (bits 5-4)
+CCIFG, CCIE, CAP = 0x0001, 0x0010, 0x0100
+
+
+class TimerA(Peripheral):
+    """Timer_A clocked from SMCLK, one SMCLK cycle per retired instruction (the project's
+    firmware runs SMCLK = MCLK = DCO / 1, firmware/boards/msp430fr5994/startup.S), through
+    the ID (/1, /2, /4, /8) and TAIDEX (/1 ... /8) dividers. Stop, up and continuous
+    modes; TACLR clears TAR and the dividers; TAIFG is set when TAR counts from its top
+    (0xFFFF, or TACCR0 in up mode) to 0; a compare block's CCIFG is set when TAR counts to
+    its TACCRn. TAIV reads (and any access clears) the highest pending enabled flag:
+    CCR1 0x02, CCR2 0x04, TAIFG 0x0E. The TIMER0_A1 interrupt (CCR1, CCR2, TAIFG) is
+    requested while a flag and its enable are set. Not modelled: other clock sources
+    (TAR holds), up/down mode (TAR holds), capture mode, outputs, and the CCR0 interrupt
+    (vector TIMER0_A0; CCR0's CCIFG is set, but not delivered)."""
+
+    irq = TIMER0_A1_VECTOR
+    affects_irq = True
+
+    def __init__(self, base: int, name: str, blocks: int = 3):
+        self.base, self.name, self.blocks = base, name, blocks
+        self.size = 0x30
+        self.reset()
+
+    def reset(self) -> None:
+        self.ctl = 0  # TAxCTL including TAIFG; TACLR is never stored (it reads 0)
+        self.cctl = (0,) * self.blocks
+        self.ccr = (0,) * self.blocks
+        self.ex0 = 0
+        self.tar = 0
+        self.phase = 0  # SMCLK cycles into the current timer tick (the dividers' state)
+        self.synced = self._now()  # clock up to which tar, phase and the flags are current
+        self.regs = {}
+
+    def _now(self) -> int:
+        return self.clock() if self.clock else 0
+
+    # counting
+    def _divider(self) -> int:
+        return (1 << (self.ctl >> 6 & 3)) * ((self.ex0 & 7) + 1)
+
+    def _top(self) -> int | None:
+        """The count TAR turns to 0 after; None while it does not count."""
+        mode = self.ctl >> 4 & 3
+        if self.ctl >> 8 & 3 != TASSEL_SMCLK or mode not in (MC_UP, MC_CONTINUOUS):
+            return None
+        if mode == MC_UP:
+            return self.ccr[0] if self.ccr[0] else None  # TACCR0 = 0 stops the timer
+        return 0xFFFF
+
+    def _ticks_to(self, value: int, top: int) -> int | None:
+        """Ticks from now until TAR next counts to `value` (None: never)."""
+        # from a count above the top (TACCR0 lowered below TAR) the timer rolls to 0
+        to_zero = top - self.tar + 1 if self.tar <= top else 1
+        if self.tar < value <= top:
+            return value - self.tar
+        return to_zero + value if value <= top else None
+
+    def _sync(self) -> None:
+        now = self._now()
+        elapsed, self.synced = now - self.synced, now
+        top = self._top()
+        if top is None or elapsed <= 0:
+            return
+        ticks, self.phase = divmod(self.phase + elapsed, self._divider())
+        if not ticks:
+            return
+        for n in range(self.blocks):  # compare events on the way
+            if not self.cctl[n] & CAP:
+                at = self._ticks_to(self.ccr[n], top)
+                if at is not None and at <= ticks:
+                    self.cctl = self.cctl[:n] + (self.cctl[n] | CCIFG,) + self.cctl[n + 1 :]
+        to_zero = self._ticks_to(0, top)
+        if ticks >= to_zero:
+            self.ctl |= TAIFG
+            self.tar = (ticks - to_zero) % (top + 1)
+        else:
+            self.tar += ticks
+
+    def state_key(self) -> object:
+        self._sync()  # relative to the clock: everything but `synced`
+        return (self.ctl, self.cctl, self.ccr, self.ex0, self.tar, self.phase, self.regs)
+
+    # the interrupt
+    def _pending_flags(self) -> list[tuple[int, int]]:
+        """(TAIV value, flag owner) of the flags set with their enable, highest first:
+        owner n >= 1 is compare block n, -1 is TAIFG."""
+        found = [(2 * n, n) for n in range(1, self.blocks) if self.cctl[n] & CCIFG and self.cctl[n] & CCIE]
+        if self.ctl & TAIFG and self.ctl & TAIE:
+            found.append((0x0E, -1))
+        return found
+
+    def irq_pending(self) -> bool:
+        self._sync()
+        return bool(self._pending_flags())
+
+    def irq_next(self) -> int | None:
+        self._sync()
+        top = self._top()
+        if top is None or self.power is None:
+            return None
+        ticks = []
+        if self.ctl & TAIE and not self.ctl & TAIFG:
+            ticks.append(self._ticks_to(0, top))
+        for n in range(1, self.blocks):
+            c = self.cctl[n]
+            if c & CCIE and not c & CCIFG and not c & CAP:
+                ticks.append(self._ticks_to(self.ccr[n], top))
+        ticks = [t for t in ticks if t is not None]
+        if not ticks:
+            return None
+        return self.power.period_instructions + min(ticks) * self._divider() - self.phase
+
+    # registers
+    def _clear_highest(self) -> int:
+        flags = self._pending_flags()
+        if not flags:
+            return 0
+        iv, owner = flags[0]
+        if owner < 0:
+            self.ctl &= ~TAIFG
+        else:
+            self.cctl = self.cctl[:owner] + (self.cctl[owner] & ~CCIFG,) + self.cctl[owner + 1 :]
+        return iv
+
+    def read(self, offset: int, size: int) -> int:
+        self._sync()
+        word = offset & ~1
+        if word == TACTL:
+            value = self.ctl
+        elif TACCTL0 <= word < TACCTL0 + 2 * self.blocks:
+            value = self.cctl[(word - TACCTL0) // 2]
+        elif word == TAR:
+            value = self.tar
+        elif TACCR0 <= word < TACCR0 + 2 * self.blocks:
+            value = self.ccr[(word - TACCR0) // 2]
+        elif word == TAEX0:
+            value = self.ex0
+        elif word == TAIV:
+            value = self._clear_highest()
+        else:
+            return RegisterFile.get(self.regs, offset, size)
+        return (value >> 8 * (offset & 1)) & ((1 << 8 * size) - 1)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        self._sync()  # what happened up to now, under the old settings
+        word = offset & ~1
+        if size == 1:  # byte access to one half of a word register
+            shift = 8 * (offset & 1)
+            old = self.read(word, 2) if word != TAIV else 0
+            value = (old & ~(0xFF << shift)) | ((value & 0xFF) << shift)
+        value &= 0xFFFF
+        if word == TACTL:
+            if value & TACLR:  # clears TAR, the divider logic and the count direction
+                self.tar = self.phase = 0
+            self.ctl = value & ~TACLR
+        elif TACCTL0 <= word < TACCTL0 + 2 * self.blocks:
+            n = (word - TACCTL0) // 2
+            self.cctl = self.cctl[:n] + (value,) + self.cctl[n + 1 :]
+        elif word == TAR:
+            self.tar = value
+        elif TACCR0 <= word < TACCR0 + 2 * self.blocks:
+            n = (word - TACCR0) // 2
+            self.ccr = self.ccr[:n] + (value,) + self.ccr[n + 1 :]
+        elif word == TAEX0:
+            self.ex0 = value & 7
+        elif word == TAIV:
+            self._clear_highest()  # a write clears the highest pending flag too
+        else:
+            self.regs = RegisterFile.put(self.regs, offset, size, value)
+

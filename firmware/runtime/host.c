@@ -16,7 +16,7 @@
 #error "BOARD_NAME must be defined by the board's build flags"
 #endif
 
-#define PROTO_VERSION 1u
+#define PROTO_VERSION 2u /* 2: RESULT carries cycles */
 
 enum { MSG_INFO = 0x01, MSG_LOAD = 0x02, MSG_RUN = 0x03, MSG_STATUS = 0x04, MSG_RESULT = 0x05,
        MSG_ERROR = 0x7F, REPLY = 0x80 };
@@ -33,6 +33,7 @@ NOINIT static uint8_t reply[PROTO_MAX_BODY];
 
 void rt_boot(void)
 {
+    rt_cycles_boot();
     rt_boot_count = (uint16_t)(rt_boot_count + 1);
     NV_BARRIER();
     rt_undo_recover();
@@ -81,6 +82,7 @@ static void send_result(const rt_app_t *app, uint8_t seq)
     reply[n++] = (uint8_t)rt_exit_taken;
     n = put16(n, rt_boot_count);
     n = put32(n, rt_progress());
+    n = put32(n, rt_cycles());
     for (uint16_t i = 0; i < app->output_size && n < PROTO_MAX_BODY; i++)
         reply[n++] = app->output[i];
     proto_send(MSG_RESULT | REPLY, seq, reply, n);

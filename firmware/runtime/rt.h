@@ -10,7 +10,8 @@
  *   undo    In-place updates of larger non-volatile structures: rt_undo_write logs the
  *           old bytes before it writes. Until the next task commit, a failure rolls
  *           every logged write back at boot; the commit makes the log obsolete.
- *   boot    rt_boot_count (boots since flashing), rt_progress() (commits in this job).
+ *   boot    rt_boot_count (boots since flashing), rt_progress() (commits in this job),
+ *           rt_cycles() (CPU cycles the job's committed work took, on the board's counter).
  *   host    rt_main runs an app under the host protocol (docs/protocol.md): INFO,
  *           LOAD, RUN, STATUS, RESULT; a job resumes by itself after power failures
  *           and sends RESULT when done.
@@ -56,6 +57,11 @@ const void *rt_tasks_state(const rt_taskset_t *set);
 /* Tasks committed since rt_tasks_start. */
 uint32_t rt_progress(void);
 
+/* CPU cycles (modulo 2^32) of the job up to its last commit: in each power-on period,
+ * from the start of the board's counter (rt_boot; in the job's first period: from
+ * rt_tasks_start's commit) to the period's last commit (README.md, "Cycle count"). */
+uint32_t rt_cycles(void);
+
 /* ---- undo log ----------------------------------------------------------------------- */
 
 #ifndef RT_UNDO_ENTRIES
@@ -79,7 +85,8 @@ void rt_undo_write32(volatile uint32_t *dst, uint32_t value);
 /* Boots since flashing (one increment per boot; see README for the Cortex-M caveat). */
 extern volatile uint16_t rt_boot_count;
 
-/* First call after reset: counts the boot and rolls back an unfinished undo log. */
+/* First call after reset: starts the cycle counter, counts the boot and rolls back an
+ * unfinished undo log. */
 void rt_boot(void);
 
 /* A broken invariant (e.g. undo log full): the firmware stops here for good. */
