@@ -34,6 +34,15 @@ apart (the ending would reach the limit, or it was a timeout from another count)
 on. States are compared exactly (a hash finds candidates). It cannot compare with the
 golden run itself: after a reboot volatile memory holds another fill and the firmware's
 boot counter differs.
+
+Failure epochs (on engines whose watched runs are cheap, Unicorn): a single failure at k
+leaves a state that only the golden run's writes to non-volatile memory and peripheral
+registers before k decide (power-on overwrites everything else), so two k with none of
+those writes between them have the same ending. Once enough trials ran, one watched
+golden run (`golden_epochs`) finds those writes and records the PC after every
+instruction; a trial at k whose epoch (the writes before k) an earlier trial probed takes
+that trial's ending without restoring or running anything (`Campaign.trials`). Same
+results, counts and `pruned` flags as probing it.
 """
 
 from __future__ import annotations
@@ -63,7 +72,7 @@ if TYPE_CHECKING:
     from .power import PowerConfig
 
 __all__ = ["Trial", "CampaignResult", "Campaign", "CampaignSpec", "Strategy", "execute", "exhaustive", "in_range", "in_function", "sample",
-           "double", "read_schedules", "golden_trace", "nv_writes", "nv_writers", "OUTCOMES", "Point",
+           "double", "read_schedules", "golden_trace", "nv_writes", "nv_writers", "golden_epochs", "OUTCOMES", "Point",
            "Sweep", "EnergyCampaign", "ENERGY_OUTCOMES", "SWEEP_PARAMETERS"]
 
 OUTCOMES = ("correct", "wrong_output", "crash", "timeout")
@@ -163,6 +172,44 @@ def nv_writers(machine: Machine) -> tuple[list[int], int]:
         engine.watch_memory(None, None)
         machine.reset()
     return sorted(writers), n
+
+
+def golden_epochs(machine: Machine, pcs: int = 0) -> tuple[list[int], Sequence[int] | None] | None:
+    """(writes, trace): the i (instructions retired before it) of each instruction of the
+    golden run (from the flashed state) that writes non-volatile memory or a peripheral
+    register, sorted; and with `pcs` > 0, where the engine can record them
+    (`Engine.record_pcs`), the golden run's PC after i instructions for i < `pcs`
+    (0xFFFFFFFF where not recorded), else None. None where the
+    state a power failure leaves is not decided by those writes alone: registers survive
+    power-on (`volatile_init` "keep", MSP430 R3), UART input is pending (a peripheral
+    read would consume it), or the run takes an interrupt (its entry is not a CPU write
+    the watch sees).
+
+    Why these writes decide it: at a failure volatile memory, registers and peripherals
+    are lost and power-on sets them from the boot number's fill; what survives is
+    non-volatile memory (changed by CPU writes only), the UART bytes sent (by peripheral
+    register writes) and pending input (none here)."""
+    if machine.volatile_init == "keep" or machine.kept_at_power_on:
+        return None
+    engine = machine.engine
+    machine.reset()
+    if machine.link.rx:
+        return None
+    machine.power_on()
+    start, taken = engine.instructions, machine.interrupts_taken
+    writes: list[int] = []
+    note = lambda kind, address, size, value, pc, index: writes.append(index)  # noqa: E731
+    watched = [(r.start, r.end) for r in machine.board.regions if r.mmio or not r.volatile]
+    engine.watch_memory(watched, note, "w")
+    trace = engine.record_pcs(pcs) if pcs > 0 else None
+    try:
+        machine.step(machine.max_instructions)
+        interrupted = machine.interrupts_taken != taken
+    finally:
+        engine.watch_memory(None, None)
+        engine.record_pcs(0)
+        machine.reset()
+    return None if interrupted else (sorted({i - start for i in writes}), trace)
 
 
 def sample(golden_instructions: int, count: int, seed: int) -> list[int]:
@@ -322,6 +369,11 @@ class Campaign:
         self._hit: tuple[tuple[_Ending, int, int], int, int] | None = None
         self._probe = Probe(self.prune_first, self._converged)
         self._source: SourceMap | None = None
+        # failure epochs (module docstring): built once the watched run pays for itself
+        self._epochs: _Epochs | None = None
+        self._epochs_after = _epochs_after(machine, self.golden_instructions) if prune else None
+        self._single_trials = 0  # single-failure trials since the last forget()
+        self._off: tuple | None = None  # this trial's probe before power-on: (key, instructions, UART bytes)
 
     @property
     def boot_instructions(self) -> int:
@@ -350,24 +402,33 @@ class Campaign:
         return {"uart": result.uart[tx_at_boot:]}
 
     def forget(self) -> None:
-        """Drop the states pruning remembered (later trials start from nothing)."""
+        """Drop the states pruning remembered (later trials start from nothing, and the
+        failure epochs are found again)."""
         self._memo.clear()
         self._timeouts.clear()
+        self._epochs, self._single_trials = None, 0
 
     def _converged(self, m: Machine) -> bool:
         """The probe: has an earlier trial had this state, with an ending this trial is
         sure to share? Otherwise remember the state for later trials."""
         key = m.state_key()
         now, sent = m.instructions, len(m.link.tx)
-        hit = self._memo.get(key)
-        if hit is None or now + hit[0].instructions - hit[1] >= self.limit:  # not the same end before the limit
-            # a timeout only from the same count (from another it stops elsewhere, or ends)
-            hit = self._timeouts.get((key, now))
+        if not m.powered:
+            self._off = (key, now, sent)
+        hit = self._lookup(key, now)
         if hit is not None:
             self._hit = (hit, now, sent)
             return True
         self._seen.append((key, now, sent))
         return False
+
+    def _lookup(self, key: tuple, now: int) -> tuple[_Ending, int, int] | None:
+        """The remembered ending a state `key` reached after `now` instructions shares."""
+        hit = self._memo.get(key)
+        if hit is None or now + hit[0].instructions - hit[1] >= self.limit:  # not the same end before the limit
+            # a timeout only from the same count (from another it stops elsewhere, or ends)
+            hit = self._timeouts.get((key, now))
+        return hit
 
     def _finish(self, result: RunResult) -> tuple[RunResult, bool]:
         """The trial's final result (for a pruned one: the ending it converged to, shifted
@@ -408,21 +469,102 @@ class Campaign:
         pc = m.engine.pc
         m.power_fail()
         probe = self._probe if self.prune and m.supply is None else None
-        self._seen, self._hit = [], None
+        self._seen, self._hit, self._off = [], None, None
         result, pruned = self._finish(m.run(fail_after=rest, max_instructions=self.limit, probe=probe))
+        if not rest:
+            self._single_trials += 1
+            if self._epochs is not None and self._off is not None:  # this epoch's state, for later trials
+                key, now, sent = self._off
+                self._epochs.known.setdefault(self._epochs.of(first), (key, now - first, result.uart[:sent], None))
         # the last boot's UART bytes start here (a trial pruned before it is where it would)
         tx_at_boot = len(m.link.tx) - (len(m.uart_since_boot) if m.powered else 0)
         observed = self._observed(result, tx_at_boot)
+        return Trial(at, self._outcome(result, observed), pc, observed, result.error, pruned=pruned)
+
+    def _outcome(self, result: RunResult, observed: dict[str, bytes]) -> str:
         if result.outcome == "completed":
-            outcome = "correct" if observed == self.expected else "wrong_output"
-        else:
-            outcome = result.outcome
-        return Trial(at, outcome, pc, observed, result.error, pruned=pruned)
+            return "correct" if observed == self.expected else "wrong_output"
+        return result.outcome
+
+    def trials(self, points: Sequence[Point]) -> list[Trial]:
+        """`trial(at)` for each point in turn (the same trials), where the failure epochs
+        allow it without running anything (module docstring)."""
+        if self._epochs is None and self._epochs_after is not None and self.machine.supply is None and \
+                self._single_trials + sum(isinstance(p, int) for p in points) >= self._epochs_after:
+            self._epochs = _Epochs.of_golden(self.machine, self.golden_instructions)
+            if self._epochs is None:
+                self._epochs_after = None  # (this firmware's golden run does not allow them)
+        if self._epochs is None:
+            return [self.trial(at) for at in points]
+        out: list[Trial | None] = []
+        quick: list[tuple[int, int, str, dict[str, bytes], str | None]] = []
+        for at in points:
+            ending = self._epoch_ending(at) if isinstance(at, int) else None
+            if ending is None:
+                out.append(self.trial(at))
+            else:
+                quick.append((len(out), at, *ending))
+                out.append(None)
+                self._single_trials += 1
+        if quick:  # their failure PCs (recorded by the scan; else one sweep along the golden run)
+            pcs = self._golden_pcs(sorted({at for _, at, *_ in quick}))
+            for i, at, outcome, observed, error in quick:
+                out[i] = Trial(at, outcome, pcs[at], observed, error, pruned=True)
+        return out  # type: ignore[return-value]
+
+    def _epoch_ending(self, k: int) -> tuple[str, dict[str, bytes], str | None] | None:
+        """(outcome, observed, error) of the trial at k from the ending of an earlier
+        trial in its failure epoch (exactly what probing its state before power-on gives:
+        the same key, instructions and UART bytes); None if none is known."""
+        if not 0 < k < self.golden_instructions:
+            return None  # (trial() says what is wrong with it)
+        epoch = self._epochs.of(k)
+        known = self._epochs.known.get(epoch)
+        if known is None:
+            return None
+        key, offset, sent, memo = known
+        if memo is None:  # (once there, a memo entry stays until forget(): look it up once)
+            memo = self._memo.get(key)
+            if memo is not None:
+                self._epochs.known[epoch] = (key, offset, sent, memo)
+        now = k + offset
+        hit = memo  # then as _lookup
+        if hit is None or now + hit[0].instructions - hit[1] >= self.limit:
+            hit = self._timeouts.get((key, now))
+        if hit is None:
+            return None
+        ending, then, then_sent = hit
+        more = ending.instructions - then
+        result = RunResult(self.machine.board.name, ending.outcome, now + more, [k, more], ending.stop_pc,
+                           sent + ending.uart[then_sent:], ending.reads, ending.error, ending.waiting_for_input)
+        observed = self._observed(result, len(sent))
+        return self._outcome(result, observed), observed, result.error
+
+    def _golden_pcs(self, ks: Sequence[int]) -> dict[int, int]:
+        """The golden run's PC after k instructions, for ascending `ks`: recorded in the
+        scan for the failure epochs, or where not, stepped to from the previous k (the
+        snapshot before k is restored only where that is far behind: running a few
+        hundred instructions costs less than a restore)."""
+        m, pcs, at = self.machine, {}, None
+        trace = self._epochs.pcs if self._epochs is not None else None
+        for k in ks:
+            if trace is not None and trace[k] != _NO_PC:
+                pcs[k] = trace[k]
+                continue
+            position, snap = self._snapshots[bisect.bisect_right(self._positions, k) - 1]
+            if at is None or (position > at and k - at > 4 * self.interval):
+                m.restore(snap)
+                at = position
+            if k > at and m.step(k - at).kind != StopKind.LIMIT:
+                raise EmuError(f"trial at {k}: the golden run ends before it ({self.golden_instructions})")
+            at = k
+            pcs[k] = m.engine.pc
+        return pcs
 
     def run(self, points: Iterable[Point]) -> CampaignResult:
         """The trials at `points`, one after the other in this process (`execute` adds
         worker processes, a result store and progress)."""
-        return self.result([self.trial(at) for at in points])
+        return self.result(self.trials(list(points)))
 
     def result(self, trials: list[Trial]) -> CampaignResult:
         m = self.machine
@@ -432,6 +574,38 @@ class Campaign:
                               observe=self.observe, source=self._source,
                               vector=self.vector.path if self.vector else None,
                               sweep=getattr(self, "sweep", None))
+
+
+@dataclass
+class _Epochs:
+    """The golden run's writes that a failure keeps (`golden_epochs`) and, per failure
+    epoch (how many of them come before k), the state an earlier trial in it had before
+    power-on: (state key, its instruction count minus k, the UART bytes sent by then,
+    the memo's entry for that key once known)."""
+
+    writes: list[int]
+    pcs: Sequence[int] | None  # the golden run's PC after k instructions (0xFFFFFFFF: not recorded)
+    known: dict[int, tuple] = field(default_factory=dict)
+
+    @classmethod
+    def of_golden(cls, machine: Machine, golden_instructions: int) -> "_Epochs | None":
+        found = golden_epochs(machine, golden_instructions if golden_instructions <= _MAX_TRACE else 0)
+        return None if found is None else cls(*found)
+
+    def of(self, k: int) -> int:
+        return bisect.bisect_left(self.writes, k)
+
+
+_NO_PC = 0xFFFF_FFFF  # Engine.record_pcs: not recorded
+_MAX_TRACE = 1 << 22  # golden PCs recorded (4 bytes each) for runs up to this long; longer: stepped to
+# A trial pruned before power-on costs about this much (restore, run to k, state key):
+# the watched golden run pays for itself once this many trials times it exceed its cost.
+_PREFIX_COST_S = 1e-4
+
+
+def _epochs_after(machine: Machine, golden_instructions: int) -> int | None:
+    """After how many single-failure trials the failure epochs are worth finding."""
+    return max(1, int(golden_instructions * machine.engine.watch_cost / _PREFIX_COST_S))
 
 
 _BOOT_SEARCH_LIMIT = 200_000
@@ -600,13 +774,13 @@ def execute(campaign: Campaign, spec: CampaignSpec, points: Sequence[Point], *, 
             # worth it only for campaigns longer than a few seconds in this process
             t = time.perf_counter()
             first, todo = todo[:_PROBE_BATCH], todo[_PROBE_BATCH:]
-            finished([campaign.trial(at) for at in first])
+            finished(campaign.trials(first))
             rate = len(first) / max(time.perf_counter() - t, 1e-9)
             if len(todo) / rate < pool_after:
                 workers = 1
         if workers <= 1 or len(todo) < 2 * _MIN_BATCH:
             for batch in _batches(todo, _LOCAL_BATCH):
-                finished([campaign.trial(at) for at in batch])
+                finished(campaign.trials(batch))
         else:
             size = max(_MIN_BATCH, min(_MAX_BATCH, len(todo) // (workers * 8)))
             context = multiprocessing.get_context("spawn")  # no engine state crosses a fork
@@ -682,7 +856,7 @@ def _worker_campaign(spec: CampaignSpec) -> Campaign:
 
 def _run_batch(spec: CampaignSpec, batch: list[Point]) -> list[Trial]:
     campaign = _worker_campaign(spec)
-    return [campaign.trial(at) for at in batch]
+    return campaign.trials(batch)
 
 
 def _schedule(at: Point) -> tuple[int, ...]:
@@ -812,6 +986,7 @@ class EnergyCampaign(Campaign):
                  vector: "Vector | None" = None):
         self.sweep = sweep
         super().__init__(machine, observe, max_factor, interval=1 << 40, vector=vector)  # no trial snapshots
+        self._epochs_after = None  # (its trials are energy-driven runs, not failures after k)
 
     def trial(self, at: Point) -> Trial:
         from .power import run_energy

@@ -164,6 +164,7 @@ class Machine:
         self._irq_delay = False
         self._pool: bytes | None = None
         self._fills: dict[int, list[list[bytes]] | None] = {}  # see _fill_pages
+        self._cpu_at_power_on: dict[tuple, object] = {}  # (fill offset, reset vectors) -> Engine.save_cpu()
         self._initial = self.snapshot()
 
     @classmethod
@@ -289,6 +290,13 @@ class Machine:
         return self._boots
 
     @property
+    def kept_at_power_on(self) -> tuple[str, ...]:
+        """Registers that power-on leaves as they were (volatile_init not "keep"): MSP430
+        R3, the constant generator; none on the Cortex-M, whose whole CPU context power-on
+        sets."""
+        return _KEPT_AT_POWER_ON[self.board.arch]
+
+    @property
     def uart_since_boot(self) -> bytes:
         """UART bytes the firmware sent since the current (or last) power-on."""
         return bytes(self.link.tx[self._tx_at_boot :])
@@ -298,8 +306,8 @@ class Machine:
         if self._powered:
             return
         engine, board = self.engine, self.board
+        cpu_key = None
         if self.volatile_init != "keep":
-            engine.reset_cpu()
             fill = self._volatile_fill()
             regions = self._fill_pages(fill)
             for i, r in enumerate(self._volatile):
@@ -308,6 +316,16 @@ class Machine:
                 else:
                     engine.write_pages(r.start, regions[i])
                 fill = fill[r.size :]
+            if engine.cpu_snapshots and regions is not None:
+                # the CPU after power-on is a function of the fill and the reset vectors: kept
+                # for a fill seen before (as its pages are: a campaign's trials reuse them)
+                cpu_key = (self._fill_offset(), engine.read_memory(*_RESET_VECTORS[board.arch]))
+                cpu = self._cpu_at_power_on.get(cpu_key)
+                if cpu is not None:
+                    engine.load_cpu(cpu)
+                    self._powered_on()
+                    return
+            engine.reset_cpu()
             names = _GENERAL_REGISTERS[board.arch]
             engine.write_registers({n: int.from_bytes(fill[4 * i : 4 * i + 4], "little") for i, n in enumerate(names)})
             fill = fill[4 * len(names) :]
@@ -325,11 +343,18 @@ class Machine:
             engine.write_register("lr", 0xFFFF_FFFF)
             engine.write_register("xpsr", 0x0100_0000)
             engine.pc = int.from_bytes(vectors[4:], "little") & ~1
+        if cpu_key is not None:
+            if len(self._cpu_at_power_on) >= 8:
+                self._cpu_at_power_on.clear()
+            self._cpu_at_power_on[cpu_key] = engine.save_cpu()
+        self._powered_on()
+
+    def _powered_on(self) -> None:
         self._boots += 1
         self._tx_at_boot = len(self.link.tx)
         self._irq_delay = False
         self._powered = True
-        self._period_start = engine.instructions
+        self._period_start = self.engine.instructions
 
     def _volatile_fill(self) -> memoryview:
         """Bytes for volatile memory and registers at this boot.
@@ -578,6 +603,9 @@ class Machine:
 
 
 _POOL_SLACK = 1 << 16
+
+# where power-on reads the reset vectors: (address, bytes)
+_RESET_VECTORS = {"msp430": (0xFFFE, 2), "cortex-m": (0x0800_0000, 8)}
 
 # registers that power_on (with a fill) leaves as they were: MSP430 R3 (the constant
 # generator); on the Cortex-M reset_cpu restores the whole CPU context

@@ -173,8 +173,8 @@ def test_resume_keeps_finished_trials_and_refuses_other_options(war, tmp_path, m
     with path.open("a") as f:
         f.write('{"at": 7, "outc')  # a line cut short by SIGKILL
     ran = []
-    real = Campaign.trial
-    monkeypatch.setattr(Campaign, "trial", lambda self, at: ran.append(at) or real(self, at))
+    real = Campaign.trials
+    monkeypatch.setattr(Campaign, "trials", lambda self, batch: ran.extend(batch) or real(self, batch))
     with ResultStore(path, header, resume=True) as store:
         result = execute(c, spec, points, store=store, progress=False)
     assert ran == points[5:]  # nothing repeated

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 import emu
-from emu.campaign import Campaign, double, exhaustive, read_schedules
+from emu.campaign import Campaign, double, exhaustive, golden_epochs, golden_trace, read_schedules, sample
 from emu.peripherals.cortex_m import SysTick
 from emu.results import trial_from_json, trial_to_json
 from tests import asm
@@ -26,15 +26,18 @@ BOARDS = ("msp430fr5994", "cortex-m4-mram")
 
 def campaigns(elf, **options) -> tuple[Campaign, Campaign]:
     """The same campaign twice, unpruned and pruned, each on its own machine; the pruned
-    one counts how its machine's runs ended (a spy on the real Machine.run)."""
+    one counts its machine's runs and how they ended (a spy on the real Machine.run): a
+    trial either runs once or, taking an earlier trial's ending in its failure epoch,
+    not at all."""
     plain = Campaign(emu.Machine.from_elf(elf), prune=False, **options)
     pruned = Campaign(emu.Machine.from_elf(elf), prune=True, **options)
     machine, run = pruned.machine, pruned.machine.run
-    pruned.stopped = 0
+    pruned.stopped = pruned.runs = 0
 
     def counting_run(*args, **kwargs):
         result = run(*args, **kwargs)
         pruned.stopped += result.outcome == "stopped"
+        pruned.runs += 1
         return result
 
     machine.run = counting_run
@@ -48,7 +51,8 @@ def agree(plain: Campaign, pruned: Campaign, points) -> tuple:
     for x, y in zip(a.trials, b.trials):  # outcome, failure pc, observed bytes, error text
         assert (x.at, x.outcome, x.pc, x.observed, x.error) == (y.at, y.outcome, y.pc, y.observed, y.error)
     assert a.to_json()["failures"] == b.to_json()["failures"]
-    assert b.pruned == pruned.stopped  # honest: exactly the trials whose run stopped early
+    # honest: exactly the trials whose run stopped early or that ran nothing
+    assert b.pruned == pruned.stopped + len(points) - pruned.runs
     return a, b
 
 
@@ -173,3 +177,46 @@ def test_systick_state_key_is_relative_to_the_clock():
     a.write(0, 4, 0)
     b.write(0, 4, 0)
     assert a.state_key() == b.state_key()  # stopped: `start` no longer matters
+
+
+# -- failure epochs: trials that take an earlier trial's ending without running ----------
+@pytest.mark.parametrize("app", ["demo_broken", "logger_broken", "dnn_digits"])
+def test_failures_between_the_same_kept_writes_leave_the_same_state(build_dir, app):
+    """What the epochs rely on, checked with the machine's own state keys before the
+    reboot: failures with no write to non-volatile memory or a peripheral between them
+    leave equal states, and the writes do change it (else the check proves nothing)."""
+    m = emu.Machine.from_elf(build_dir / "cortex-m4-mram" / f"{app}.elf")
+    n = m.run().instructions
+    writes, pcs = golden_epochs(m, n)
+    if app != "dnn_digits":  # (single-stepping 55k instructions: the engine tests cover the trace)
+        assert list(pcs[:n]) == golden_trace(m)  # the recorded PCs are the single-stepped ones
+    points = sorted(set(sample(n, 120, seed=2)) | {w for w in writes[:40]} | {w + 1 for w in writes[:40]})
+
+    def key(k):
+        m.reset()
+        m.step(k)
+        m.power_fail()
+        return m.state_key()
+
+    keys = {k: key(k) for k in points if 0 < k < n}
+    epoch = {k: sum(w < k for w in writes) for k in keys}
+    ks = sorted(keys)
+    same = [(a, b) for a, b in zip(ks, ks[1:]) if epoch[a] == epoch[b]]
+    assert len(same) > 50
+    assert all(keys[a] == keys[b] for a, b in same)
+    assert any(keys[w] != keys[w + 1] for w in writes[:40] if w in keys and w + 1 in keys)
+
+
+def test_no_failure_epochs_where_a_failure_keeps_more(build_dir):
+    cortex = build_dir / "cortex-m4-mram" / "demo.elf"
+    assert golden_epochs(emu.Machine.from_elf(cortex), 10) is not None
+    assert golden_epochs(emu.Machine.from_elf(cortex, volatile_init="keep")) is None  # registers kept
+    assert golden_epochs(emu.Machine.from_elf(cortex, uart_input=b"x")) is None  # a read may take input
+    assert golden_epochs(emu.Machine.from_elf(build_dir / "msp430fr5994" / "demo.elf")) is None  # R3 kept
+
+
+def test_a_dnn_sample_agrees_and_many_trials_run_nothing(build_dir):
+    plain, pruned = campaigns(build_dir / "cortex-m4-mram" / "dnn_digits.elf")
+    points = sample(plain.golden_instructions, 300, seed=3)
+    _, b = agree(plain, pruned, points)
+    assert len(points) - pruned.runs > len(points) // 4 and b.pruned > len(points) // 2
