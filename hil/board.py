@@ -57,9 +57,10 @@ class ConsoleProtocol(Protocol):
 
 @runtime_checkable
 class FlashProtocol(Protocol):
-    """Writes an ELF into the board's non-volatile memory."""
+    """Writes an ELF into the board's non-volatile memory; returns the flasher's output
+    (a tool's log, or an empty string)."""
 
-    def flash(self, elf: str | Path) -> None: ...
+    def flash(self, elf: str | Path) -> str: ...
 
 
 class RackHost(Host):

@@ -5,26 +5,32 @@
   optional extra (`pip install pyocd`), imported only when flashing: without it, a clear
   `FlashError`.
 * `MspdebugFlasher` — MSP430 through mspdebug, run as a subprocess:
-  `mspdebug [-d DEVICE] [ARGS...] DRIVER "prog ELF"` with the `tilib` (MSP-FET, eZ-FET with
-  TI's libmsp430.so) or `ezfet` driver; `command` replaces the whole command line
-  (`{elf}` and `{device}` are substituted).
-* `BslFlasher` — MSP430 through its ROM bootstrap loader over a UART with
-  python-msp430-tools (PyPI `python-msp430-tools`, 0.10; it works on Python 3.11). Its
-  command line is wrapped, run as a subprocess:
-  `PYTHON -m msp430.bsl5.uart -p PORT -e -P -r [ARGS...] ELF` (mass erase, program with
-  verification, reset; the RST/TEST entry sequence comes from DTR/RTS).
+  `mspdebug -n [-d DEVICE] [ARGS...] DRIVER "prog ELF" "verify ELF"` with the `tilib`
+  (MSP-FET, eZ-FET with TI's libmsp430.so), `ezfet` or `sim` driver (mspdebug's simulated
+  MSP430, no hardware: a dry run of a rack's flashing step); `command` replaces the whole
+  command line (`{elf}` and `{device}` are substituted).
+* `BslFlasher` — MSP430 FRAM devices through their ROM bootstrap loader over a UART, with
+  the project's own SLAU550 downloader run as a subprocess (`hil.bsl`; python-msp430-tools
+  0.10's `msp430.bsl5.uart` cannot send a frame on Python 3 and checksums the wrong bytes):
+  `PYTHON -m hil.bsl -p PORT -e -P -r [ARGS...] ELF` (mass erase, program, check each
+  segment by CRC, reset; the RST/TEST entry sequence comes from DTR/RTS). PORT may be any
+  pyserial URL. `command` replaces the whole command line (`{elf}`, `{port}`), for another
+  BSL tool.
 
-A failing tool raises `FlashError` with the command line, its exit status and the end of
-its output. `hil.virtual.VirtualFlasher` flashes a virtual board.
+`flash()` returns the tool's output. A failing tool raises `FlashError` with the command
+line, its exit status and the end of its output. `hil.virtual.VirtualFlasher` flashes a
+virtual board.
 
 Public names: `PyocdFlasher`, `MspdebugFlasher`, `BslFlasher`, `run_tool`.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import re
+import shlex
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -33,6 +39,8 @@ from .errors import FlashError
 __all__ = ["PyocdFlasher", "MspdebugFlasher", "BslFlasher", "run_tool"]
 
 _TAIL = 1500  # characters of a failing tool's output quoted in the error
+# characters mspdebug's command parser treats specially (see MspdebugFlasher)
+_MSPDEBUG_SPECIAL = re.compile(r'[\s"\'\\#]')
 
 
 def _elf(elf: str | Path) -> Path:
@@ -44,7 +52,7 @@ def _elf(elf: str | Path) -> Path:
 
 def run_tool(argv: Sequence[str], what: str, timeout: float, fix: str) -> str:
     """Run a flashing tool; its combined output, or `FlashError` naming the command."""
-    shown = " ".join(argv)
+    shown = shlex.join(argv)
     try:
         done = subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, errors="replace", timeout=timeout)
@@ -61,59 +69,80 @@ def run_tool(argv: Sequence[str], what: str, timeout: float, fix: str) -> str:
 
 
 class MspdebugFlasher:
-    """mspdebug as a subprocess (see the module docstring)."""
+    """mspdebug as a subprocess (see the module docstring).
 
-    DRIVERS = ("tilib", "ezfet")
+    After `prog` the flasher runs mspdebug's `verify` on the same file (`verify=False`
+    leaves it out): `prog` writes the image but does not read it back, so a write that did not
+    take — a segment outside the device's memory, a part mspdebug's driver cannot program, a
+    flaky probe — would otherwise pass silently. `verify FILE` (in mspdebug since 0.2x and
+    in today's manual) reads every section back and compares; on the first differing byte it
+    prints `ERROR: mismatch at ADDR (read XX, expected YY)` and mspdebug exits non-zero,
+    which becomes a `FlashError` with that line. It costs one read of the image.
+
+    mspdebug parses its command strings itself, and versions differ in how `prog` takes its
+    argument (0.22 the rest of the line; later ones one shell-like word), so a path with
+    whitespace, quotes or backslashes is passed through a symbolic link with a plain name.
+    `-n` skips the user's `~/.mspdebug` startup file, so what runs is what `argv()` says.
+    """
+
+    DRIVERS = ("tilib", "ezfet", "sim")
 
     def __init__(self, driver: str = "tilib", device: str | None = None, args: Sequence[str] = (),
                  command: Sequence[str] | None = None, executable: str = "mspdebug",
-                 timeout: float = 120.0):
+                 timeout: float = 120.0, verify: bool = True):
         if command is None and driver not in self.DRIVERS:
             raise FlashError(f"mspdebug driver {driver!r} is not supported here; use one of "
                              f"{', '.join(self.DRIVERS)} or give the whole `command`")
         self.driver, self.device, self.args = driver, device, tuple(args)
         self.command = tuple(command) if command is not None else None
-        self.executable, self.timeout = executable, float(timeout)
+        self.executable, self.timeout, self.verify = executable, float(timeout), bool(verify)
 
     def argv(self, elf: str | Path) -> list[str]:
-        """The command line that flashes `elf`."""
+        """The command line that flashes (and verifies) `elf`."""
         if self.command is not None:
             return [part.format(elf=str(elf), device=self.device or "") for part in self.command]
-        argv = [self.executable]
+        argv = [self.executable, "-n"]
         if self.device:
             argv += ["-d", self.device]
-        return argv + [*self.args, self.driver, f"prog {elf}"]
+        argv += [*self.args, self.driver, f"prog {elf}"]
+        return argv + ([f"verify {elf}"] if self.verify else [])
 
-    def flash(self, elf: str | Path) -> None:
+    def flash(self, elf: str | Path) -> str:
+        """Program and verify `elf`; mspdebug's output, or `FlashError`."""
         path = _elf(elf)
-        run_tool(self.argv(path), f"mspdebug ({self.driver})", self.timeout,
-                 "Install it (apt-get install mspdebug); the tilib driver also needs TI's "
-                 "libmsp430.so on the library path")
+        fix = ("Install it (apt-get install mspdebug); the tilib driver also needs TI's "
+               "libmsp430.so on the library path")
+        if self.command is not None or not _MSPDEBUG_SPECIAL.search(str(path)):
+            return run_tool(self.argv(path), f"mspdebug ({self.driver})", self.timeout, fix)
+        with tempfile.TemporaryDirectory(prefix="hil-mspdebug-") as tmp:
+            link = Path(tmp) / "firmware.elf"
+            link.symlink_to(path.resolve())
+            return run_tool(self.argv(link), f"mspdebug ({self.driver}) flashing {path}",
+                            self.timeout, fix)
 
 
 class BslFlasher:
-    """python-msp430-tools' BSL5 UART downloader as a subprocess (see the module docstring)."""
+    """`python -m hil.bsl` as a subprocess (see the module docstring). `erase=False` leaves
+    out the mass erase: the BSL is then unlocked with the password in `args`
+    (`--password HEX`) or the erased vectors, and a wrong one makes an FR5xx erase itself."""
 
     def __init__(self, port: str, args: Sequence[str] = (), command: Sequence[str] | None = None,
-                 python: str | None = None, timeout: float = 300.0):
-        self.port, self.args = port, tuple(args)
+                 python: str | None = None, timeout: float = 300.0, erase: bool = True):
+        self.port, self.args, self.erase = port, tuple(args), bool(erase)
         self.command = tuple(command) if command is not None else None
         self.python, self.timeout = python or sys.executable, float(timeout)
 
     def argv(self, elf: str | Path) -> list[str]:
         if self.command is not None:
             return [part.format(elf=str(elf), port=self.port) for part in self.command]
-        return [self.python, "-m", "msp430.bsl5.uart", "-p", self.port, "-e", "-P", "-r",
-                *self.args, str(elf)]
+        return [self.python, "-m", "hil.bsl", "-p", self.port, *(["-e"] if self.erase else []),
+                "-P", "-r", *self.args, str(elf)]
 
-    def flash(self, elf: str | Path) -> None:
+    def flash(self, elf: str | Path) -> str:
+        """Erase, program, check by CRC and reset; the downloader's output."""
         path = _elf(elf)
-        if (self.command is None and self.python == sys.executable
-                and importlib.util.find_spec("msp430") is None):
-            raise FlashError("the BSL flasher needs python-msp430-tools: pip install "
-                             "python-msp430-tools (or the project's extra: pip install -e '.[hil]')")
-        run_tool(self.argv(path), f"MSP430 BSL on {self.port}", self.timeout,
-                 "Install python-msp430-tools (pip install python-msp430-tools)")
+        return run_tool(self.argv(path), f"MSP430 BSL on {self.port}", self.timeout,
+                        "Check the python interpreter (`python` option)")
 
 
 class PyocdFlasher:

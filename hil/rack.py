@@ -233,9 +233,10 @@ def make_flasher(spec: FlasherSpec):
 
 _FLASHER_KEYS = {
     "mspdebug": {"driver": str, "device": str, "args": list, "command": list, "executable": str,
-                 "timeout": float},
+                 "timeout": float, "verify": bool},
     "pyocd": {"target": str, "probe": str, "frequency": int, "options": dict},
-    "bsl": {"port": str, "args": list, "command": list, "python": str, "timeout": float},
+    "bsl": {"port": str, "args": list, "command": list, "python": str, "timeout": float,
+            "erase": bool},
 }
 _REQUIRED_FLASHER_KEYS = {"pyocd": ("target",), "bsl": ("port",)}
 _TYPES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
@@ -447,10 +448,10 @@ def _flasher(node: _Node) -> FlasherSpec:
         value = node.get(key, kind_, required=key in _REQUIRED_FLASHER_KEYS.get(kind, ()))
         if value is not None:
             options[key] = value
-    if kind == "mspdebug" and options.get("driver", "tilib") not in ("tilib", "ezfet") \
+    if kind == "mspdebug" and options.get("driver", "tilib") not in ("tilib", "ezfet", "sim") \
             and "command" not in options:
         node.fail(f"driver {options['driver']!r} is not supported", "driver",
-                  "use tilib or ezfet, or give the whole command line as command: [...]")
+                  "use tilib, ezfet or sim, or give the whole command line as command: [...]")
     for key in ("args", "command"):
         if key in options and not all(isinstance(a, str) for a in options[key]):
             node.fail("must be a list of strings", key)

@@ -63,6 +63,7 @@ class VectorOutcome:
     exit: int | None = None
     expected_exit: int = 255
     boot_count: int | None = None     # the firmware's boot counter in RESULT
+    cycles: int | None = None         # the job's CPU cycles in RESULT (protocol v2; None before)
     boots: int | None = None          # boots during the job (RESULT's count minus STATUS's before RUN)
     power_cycles: int = 0             # power-offs the plan applied during the job
     error: str | None = None
@@ -78,7 +79,7 @@ class VectorOutcome:
                 "output": self.output.hex() if self.output is not None else None,
                 "expected": self.expected.hex(), "exit": self.exit,
                 "expected_exit": self.expected_exit, "boot_count": self.boot_count,
-                "boots": self.boots, "power_cycles": self.power_cycles, "error": self.error}
+                "cycles": self.cycles, "boots": self.boots, "power_cycles": self.power_cycles, "error": self.error}
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,7 @@ def run_vector_on_board(board: Board, vector: Vector, repeat: int = 0) -> Vector
         out.error = str(e)
     else:
         out.output, out.exit, out.boot_count = result.output, result.exit, result.boot_count
+        out.cycles = result.cycles
         out.boots = result.boot_count - before.boot_count
         out.outcome = "passed" if (result.output, result.exit) == (vector.expected_output,
                                                                   vector.exit) else "failed"

@@ -20,6 +20,9 @@ its log), `hang()` / `resume()` make it stop and restart answering.
 Options: `loads` ({channel: Load}) for the SCPI models, `load` for the Korad and the PPK2,
 and the model's quirk settings (see each simulator class).
 
+`hil.sim.bsl` (imported on its own) simulates an MSP430FR5994's UART bootloader behind an
+RFC 2217 port, for the BSL flasher.
+
 Public names: `simulate`, `SimulatedInstrument`, `SIMULATORS`, the loads (`Resistor`,
 `ConstantCurrent`, `OpenCircuit`, `CallbackLoad`) and the simulator classes.
 """

@@ -9,12 +9,18 @@ real serial (or socket) I/O:
   descriptor open so that the driver may close and reopen the port.
 * `TcpEndpoint`: a listening socket on 127.0.0.1 (port chosen by the OS), one client at a
   time, as an instrument's raw SCPI socket (`TCPIP::127.0.0.1::PORT::SOCKET`).
+* `Rfc2217Endpoint`: a loopback serial port served with RFC 2217 (telnet COM-PORT-OPTION,
+  pyserial's server side `serial.rfc2217.PortManager`), for devices whose host drives the
+  modem-control lines (DTR/RTS) or changes line settings, which a pty cannot carry. The
+  client opens `rfc2217://127.0.0.1:PORT` with `serial.serial_for_url`. The device is also
+  the port's far side: line settings and `dtr`/`rts` are set on it, in stream order with the
+  data bytes.
 
 Every few milliseconds the endpoint also calls `Device.tick(now)`, for devices whose output
 depends on time (framing by silence, streamed samples). `hang()` makes the instrument stop
 answering — input is swallowed, nothing is sent — until `resume()`.
 
-Public names: `Device`, `Endpoint`, `PtyEndpoint`, `TcpEndpoint`.
+Public names: `Device`, `Endpoint`, `PtyEndpoint`, `TcpEndpoint`, `Rfc2217Endpoint`.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import time
 import tty
 from typing import Protocol
 
-__all__ = ["Device", "Endpoint", "PtyEndpoint", "TcpEndpoint"]
+__all__ = ["Device", "Endpoint", "PtyEndpoint", "TcpEndpoint", "Rfc2217Endpoint"]
 
 
 class Device(Protocol):
@@ -171,3 +177,74 @@ class TcpEndpoint(Endpoint):
         finally:
             self._drop_client()
             self._listener.close()
+
+
+class Rfc2217Endpoint(Endpoint):
+    """An RFC 2217 serial port on loopback (see the module docstring); `port` is the TCP
+    port. One client at a time. `device` must also offer what `PortManager` sets and reads
+    on a serial port: `baudrate`, `bytesize`, `parity`, `stopbits`, `xonxoff`, `rtscts`,
+    `break_condition`, `dtr`, `rts`, `cts`, `dsr`, `ri`, `cd`, `reset_input_buffer()`,
+    `reset_output_buffer()`."""
+
+    def __init__(self, device: Device, host: str = "127.0.0.1", port: int = 0):
+        self._listener = socket.create_server((host, port))
+        self.host, self.port = host, self._listener.getsockname()[1]
+        self._client: socket.socket | None = None
+        super().__init__(device, f"rfc2217://{host}:{self.port}")
+        self._thread.start()
+
+    def _drop_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+            self.device.disconnect()
+
+    def _serve(self) -> None:
+        from serial.rfc2217 import PortManager
+
+        manager = None
+        try:
+            while not self._stop.is_set():
+                watched = [self._listener] + ([self._client] if self._client else [])
+                ready, _, _ = select.select(watched, [], [], self.tick_interval)
+                if self._listener in ready:
+                    client, _ = self._listener.accept()
+                    self._drop_client()
+                    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    self._client = client
+                    manager = PortManager(self.device, _SocketWriter(client))
+                if self._client is None or manager is None:
+                    continue
+                out = bytearray()
+                if self._client in ready:
+                    try:
+                        data = self._client.recv(65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        self._drop_client()
+                        continue
+                    # byte by byte, so that line changes apply in stream order
+                    for byte in manager.filter(data):
+                        out += self._react(byte)
+                else:
+                    out += self._react(b"")
+                try:
+                    if out:
+                        self._client.sendall(b"".join(manager.escape(bytes(out))))
+                    manager.check_modem_lines()
+                except OSError:
+                    self._drop_client()
+        finally:
+            self._drop_client()
+            self._listener.close()
+
+
+class _SocketWriter:
+    """The `connection` PortManager writes its telnet replies to."""
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+
+    def write(self, data: bytes) -> None:
+        self._sock.sendall(data)
