@@ -181,7 +181,7 @@ def golden_epochs(machine: Machine, pcs: int = 0) -> tuple[list[int], Sequence[i
     (`Engine.record_pcs`), the golden run's PC after i instructions for i < `pcs`
     (0xFFFFFFFF where not recorded), else None. None where the
     state a power failure leaves is not decided by those writes alone: registers survive
-    power-on (`volatile_init` "keep", MSP430 R3), UART input is pending (a peripheral
+    power-on (`volatile_init` "keep"), UART input is pending (a peripheral
     read would consume it), or the run takes an interrupt (its entry is not a CPU write
     the watch sees).
 
@@ -189,7 +189,7 @@ def golden_epochs(machine: Machine, pcs: int = 0) -> tuple[list[int], Sequence[i
     are lost and power-on sets them from the boot number's fill; what survives is
     non-volatile memory (changed by CPU writes only), the UART bytes sent (by peripheral
     register writes) and pending input (none here)."""
-    if machine.volatile_init == "keep" or machine.kept_at_power_on:
+    if machine.volatile_init == "keep":
         return None
     engine = machine.engine
     machine.reset()

@@ -290,13 +290,6 @@ class Machine:
         return self._boots
 
     @property
-    def kept_at_power_on(self) -> tuple[str, ...]:
-        """Registers that power-on leaves as they were (volatile_init not "keep"): MSP430
-        R3, the constant generator; none on the Cortex-M, whose whole CPU context power-on
-        sets."""
-        return _KEPT_AT_POWER_ON[self.board.arch]
-
-    @property
     def uart_since_boot(self) -> bytes:
         """UART bytes the firmware sent since the current (or last) power-on."""
         return bytes(self.link.tx[self._tx_at_boot :])
@@ -333,6 +326,7 @@ class Machine:
             if self.volatile_init != "keep":  # SP is not set by the MSP430's reset
                 engine.write_register("sp", int.from_bytes(fill[:2], "little") & ~1)
             engine.write_register("sr", 0)
+            engine.write_register("r3", 0)  # the constant generator: no storage, reads as 0
             engine.pc = int.from_bytes(engine.read_memory(0xFFFE, 2), "little")
         else:
             vectors = engine.read_memory(0x0800_0000, 8)
@@ -564,8 +558,7 @@ class Machine:
         if not self._powered and self.volatile_init != "keep":
             # the next power-on overwrites volatile memory and sets the registers from the
             # fill of that boot, so they do not count; the fill's offset does
-            kept = tuple(engine.read_register(n) for n in _KEPT_AT_POWER_ON[self.board.arch])
-            return (engine.state_key(None, self._nv_ranges), kept, self.bus.state_key(), bytes(self.link.rx),
+            return (engine.state_key(None, self._nv_ranges), self.bus.state_key(), bytes(self.link.rx),
                     False, self._fill_offset())
         return (engine.state_key(None), self.bus.state_key(), bytes(self.link.rx), self._powered, self._irq_delay)
 
@@ -606,10 +599,6 @@ _POOL_SLACK = 1 << 16
 
 # where power-on reads the reset vectors: (address, bytes)
 _RESET_VECTORS = {"msp430": (0xFFFE, 2), "cortex-m": (0x0800_0000, 8)}
-
-# registers that power_on (with a fill) leaves as they were: MSP430 R3 (the constant
-# generator); on the Cortex-M reset_cpu restores the whole CPU context
-_KEPT_AT_POWER_ON = {"msp430": ("r3",), "cortex-m": ()}
 
 _GENERAL_REGISTERS = {
     "msp430": tuple(f"r{i}" for i in range(4, 16)),

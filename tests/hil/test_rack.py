@@ -137,7 +137,7 @@ def test_a_board_whose_port_vanishes_is_reported_and_the_others_go_on(build_dir,
         outcomes = run_rack(config, vectors, reporter=PullCable(), session=session)
     lost = [o for o in outcomes if o.board == "lost"]
     fine = [o for o in outcomes if o.board == "fine"]
-    assert [o.outcome for o in fine] == ["passed"] * 5
+    assert [o.outcome for o in fine] == ["passed"] * 5, [o.error for o in fine]
     assert lost[0].outcome == "passed" and len(lost) == 5
     assert all(o.outcome == "error" and "console failed" in o.error and "lost" in o.error
                and "did not appear within 0.5 s" in o.error for o in lost[1:])
