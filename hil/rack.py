@@ -15,7 +15,7 @@ are complete examples. In short::
           supply: {model: rigol-dp832, resource: "TCPIP::192.0.2.5::5555::SOCKET", channel: 1}
           voltage: 3.3
           current_limit: 0.05
-          switch: {kind: ftdi, url: "ftdi://ftdi:232h/1", pin: 4}   # optional fast cut
+          switch: {kind: ftdi, url: "ftdi://ftdi:232h/1", pin: 5}   # optional fast cut
         flasher: {kind: mspdebug, driver: tilib}
       - name: virtual-a
         type: msp430fr5994
@@ -37,6 +37,7 @@ Public names: `load_rack`, `parse_rack`, `RackConfig`, `BoardSpec`, `PowerSpec`,
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -317,7 +318,7 @@ def parse_rack(data: Any, path: Path) -> RackConfig:
                          fix="list the boards: boards: [{name: ..., type: ..., power: ...}]")
     if not raw_boards:
         top.fail("is empty", "boards", "a rack needs at least one board")
-    boards, names = [], set()
+    boards, names, switches = [], set(), {}
     for i, raw in enumerate(raw_boards):
         if isinstance(raw, dict) and defaults is not None:
             raw = {**defaults.data, **raw}
@@ -326,6 +327,13 @@ def parse_rack(data: Any, path: Path) -> RackConfig:
             raise RackError(f"{path}: boards[{i}].name: {spec.name!r} is used twice; board names "
                             f"must be unique")
         names.add(spec.name)
+        sw = spec.power.switch
+        if sw is not None:
+            if (sw.url, sw.pin) in switches:
+                raise RackError(f"{path}: boards[{i}].power.switch: pin {sw.pin} of {sw.url} "
+                                f"already switches board {switches[sw.url, sw.pin]!r}; give each "
+                                f"board its own pin")
+            switches[sw.url, sw.pin] = spec.name
         boards.append(spec)
     if defaults is not None:
         defaults.used |= set(defaults.data)
@@ -432,8 +440,12 @@ def _power(node: _Node, virtual: bool) -> PowerSpec:
         pin = sw.get("pin", int, required=True, fix="the FTDI GPIO bit, 0..7")
         if not 0 <= pin <= 7:
             sw.fail(f"must be 0..7, not {pin}", "pin")
-        switch = SwitchSpec(kind, sw.get("url", str, required=True, fix="e.g. ftdi://ftdi:232h/1"),
-                            pin, sw.get("active_high", bool, True))
+        url = sw.get("url", str, required=True, fix="e.g. ftdi://ftdi:232h/1")
+        if not re.fullmatch(r"ftdi://[^/?#]*/[0-9]+/?", url):
+            sw.fail(f"{url!r} is not a pyftdi device URL", "url",
+                    "use ftdi://ftdi:232h/1 or, with several adapters, ftdi://ftdi:232h:SERIAL/1 "
+                    "(ftdi_urls.py lists them)")
+        switch = SwitchSpec(kind, url, pin, sw.get("active_high", bool, True))
         sw.done()
     node.done()
     return PowerSpec(supply, voltage, limit, switch)

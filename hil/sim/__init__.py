@@ -21,7 +21,8 @@ Options: `loads` ({channel: Load}) for the SCPI models, `load` for the Korad and
 and the model's quirk settings (see each simulator class).
 
 `hil.sim.bsl` (imported on its own) simulates an MSP430FR5994's UART bootloader behind an
-RFC 2217 port, for the BSL flasher.
+RFC 2217 port, for the BSL flasher; `hil.sim.ftdi` an FT232H as a pyusb backend, for the
+FTDI load switch.
 
 Public names: `simulate`, `SimulatedInstrument`, `SIMULATORS`, the loads (`Resistor`,
 `ConstantCurrent`, `OpenCircuit`, `CallbackLoad`) and the simulator classes.
