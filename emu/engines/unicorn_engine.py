@@ -343,7 +343,7 @@ class UnicornEngine(Engine):
         self._uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         self._uc.ctl_exits_enabled(True)
         # All hooks before any translation: code hooks are compiled into blocks.
-        self._hook(UC_HOOK_CODE, _ucount.CODE_HOOK)
+        self._code_hook = self._hook(UC_HOOK_CODE, _ucount.CODE_HOOK)
         self._hook(UC_HOOK_TLB_FILL, _ucount.TLB_FILL_HOOK)
         self._hook(UC_HOOK_MEM_INVALID, _ucount.MEM_INVALID_HOOK)
         self._hook(UC_HOOK_INTR, _ucount.INTR_HOOK)
@@ -356,12 +356,23 @@ class UnicornEngine(Engine):
         self._mmio_read_cb = MMIO_READ_CFUNC(self._mmio_read)
         self._mmio_write_cb = MMIO_WRITE_CFUNC(self._mmio_write)
 
-    def _hook(self, kind: int, fn: int) -> None:
+    def _hook(self, kind: int, fn: int) -> uc_hook_h:
         h = uc_hook_h()
         err = uclib.uc_hook_add(self._uch, ctypes.byref(h), kind, fn, self._caddr, 1, 0)
         if err != UC_ERR_OK:
             raise UcError(err)
         self._hooks.append(h)
+        return h
+
+    def _use_code_hook(self, fn: int) -> None:
+        """Replace the counting hook (CODE_HOOK or CODE_HOOK_TRACED); translated blocks
+        call the hook they were compiled with, so they are dropped."""
+        err = uclib.uc_hook_del(self._uch, self._code_hook)
+        if err != UC_ERR_OK:
+            raise UcError(err)
+        self._hooks.remove(self._code_hook)
+        self._code_hook = self._hook(UC_HOOK_CODE, fn)
+        self._uc.ctl_flush_tb()
 
     # -- memory map -------------------------------------------------------------------
     def map(self, mappings: Sequence[Mapping], bus: MmioBus) -> None:
@@ -1024,10 +1035,14 @@ class UnicornEngine(Engine):
 
     def record_pcs(self, count: int):
         if count <= 0:
+            if self._trace is not None:
+                self._use_code_hook(_ucount.CODE_HOOK)
             self._c.trace, self._c.trace_len, self._trace = None, 0, None
             return None
         # (holes, 0xFFFFFFFF, only where the engine itself retires an instruction: an IT
         # instruction whose block a stop splits, a run resumed inside a block)
+        if self._trace is None:
+            self._use_code_hook(_ucount.CODE_HOOK_TRACED)
         self._trace = array.array("I", [_NO_PC]) * count
         c = self._c
         c.trace_base, c.trace_len = c.count, count
