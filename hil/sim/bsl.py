@@ -50,6 +50,7 @@ import serial
 
 from hil.bsl import BAUD_RATES, bsl_crc
 
+from . import SimulatedInstrument
 from .serve import Rfc2217Endpoint
 
 __all__ = ["FramBsl", "BslWiring", "BslCommand", "SimulatedBsl", "simulate_bsl",
@@ -318,29 +319,14 @@ class FramBsl:
         return bytes(self.memory[address:address + length])
 
 
-class SimulatedBsl:
-    """A `FramBsl` served over RFC 2217; `url` is what a downloader opens
-    (`rfc2217://127.0.0.1:PORT`). A context manager that closes the port."""
+class SimulatedBsl(SimulatedInstrument):
+    """A `FramBsl` served over RFC 2217; `url` (also `resource`) is what a downloader opens
+    (`rfc2217://127.0.0.1:PORT`). A context manager that closes the port; `hang()` makes
+    the MCU stop answering while the RFC 2217 port itself still works."""
 
     def __init__(self, device: FramBsl, endpoint: Rfc2217Endpoint):
-        self.device, self.endpoint = device, endpoint
-        self.url = f"rfc2217://{endpoint.host}:{endpoint.port}"
-
-    def hang(self) -> None:
-        """The MCU stops answering (the RFC 2217 port itself still works)."""
-        self.endpoint.hang()
-
-    def resume(self) -> None:
-        self.endpoint.resume()
-
-    def close(self) -> None:
-        self.endpoint.close()
-
-    def __enter__(self) -> SimulatedBsl:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.model, self.device, self.endpoint = "msp430fr5994-bsl", device, endpoint
+        self.url = self.resource = f"rfc2217://{endpoint.host}:{endpoint.port}"
 
 
 def simulate_bsl(**options) -> SimulatedBsl:

@@ -132,15 +132,16 @@ class PtyEndpoint(Endpoint):
             os.close(self._slave)
 
 
-class TcpEndpoint(Endpoint):
-    """A TCP listener on loopback; `port` is the port the OS chose (or the one asked for)."""
+class _ListeningEndpoint(Endpoint):
+    """A TCP listener on loopback serving one client at a time; `port` is the port the OS
+    chose (or the one asked for)."""
 
-    def __init__(self, device: Device, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, device: Device, host: str, port: int, name: str):
         self._listener = socket.create_server((host, port))
         self._listener.setblocking(False)
         self.host, self.port = host, self._listener.getsockname()[1]
         self._client: socket.socket | None = None
-        super().__init__(device, f"{host}:{self.port}")
+        super().__init__(device, name.format(host=host, port=self.port))
         self._thread.start()
 
     def _drop_client(self) -> None:
@@ -148,6 +149,13 @@ class TcpEndpoint(Endpoint):
             self._client.close()
             self._client = None
             self.device.disconnect()
+
+
+class TcpEndpoint(_ListeningEndpoint):
+    """A raw TCP socket on loopback (a LAN instrument's SCPI port)."""
+
+    def __init__(self, device: Device, host: str = "127.0.0.1", port: int = 0):
+        super().__init__(device, host, port, "{host}:{port}")
 
     def _serve(self) -> None:
         try:
@@ -179,7 +187,7 @@ class TcpEndpoint(Endpoint):
             self._listener.close()
 
 
-class Rfc2217Endpoint(Endpoint):
+class Rfc2217Endpoint(_ListeningEndpoint):
     """An RFC 2217 serial port on loopback (see the module docstring); `port` is the TCP
     port. One client at a time. `device` must also offer what `PortManager` sets and reads
     on a serial port: `baudrate`, `bytesize`, `parity`, `stopbits`, `xonxoff`, `rtscts`,
@@ -187,17 +195,7 @@ class Rfc2217Endpoint(Endpoint):
     `reset_output_buffer()`."""
 
     def __init__(self, device: Device, host: str = "127.0.0.1", port: int = 0):
-        self._listener = socket.create_server((host, port))
-        self.host, self.port = host, self._listener.getsockname()[1]
-        self._client: socket.socket | None = None
-        super().__init__(device, f"rfc2217://{host}:{self.port}")
-        self._thread.start()
-
-    def _drop_client(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-            self.device.disconnect()
+        super().__init__(device, host, port, "rfc2217://{host}:{port}")
 
     def _serve(self) -> None:
         from serial.rfc2217 import PortManager
