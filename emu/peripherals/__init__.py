@@ -33,7 +33,8 @@ class PeripheralBus:
     """Routes MMIO accesses by address; keeps unmodeled registers as plain storage."""
 
     def __init__(self, peripherals: Iterable[Peripheral], on_unmodeled: Callable[[int], None] | None = None):
-        self.peripherals = list(peripherals)
+        self.peripherals = tuple(peripherals)
+        self._index: dict[int, int] = {}  # address -> peripheral index, -1 none (see _find)
         self._storage: dict[int, int] = {}  # unmodeled bytes
         self._on_unmodeled = on_unmodeled
         self.unmodeled: set[int] = set()
@@ -42,11 +43,14 @@ class PeripheralBus:
         self.irq_changed: Callable[[], None] | None = None
 
     def _find(self, address: int) -> Peripheral | None:
-        for i, p in enumerate(self.peripherals):
-            if p.base <= address < p.base + p.size:
-                self._touched.add(i)
-                return p
-        return None
+        i = self._index.get(address)
+        if i is None:  # firmware touches few distinct registers: remember where each lives
+            i = self._index[address] = next(
+                (j for j, p in enumerate(self.peripherals) if p.base <= address < p.base + p.size), -1)
+        if i < 0:
+            return None
+        self._touched.add(i)
+        return self.peripherals[i]
 
     def by_name(self, name: str) -> Peripheral | None:
         return next((p for p in self.peripherals if p.name == name), None)
