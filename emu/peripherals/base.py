@@ -106,6 +106,19 @@ class Peripheral:
         return dict(self.__dict__)
 
 
+def part(value: int, offset: int, size: int, width: int) -> int:
+    """What a `size`-byte read at byte `offset` sees of a `width`-byte register holding
+    `value` (little-endian; `offset` is taken within the register)."""
+    return (value >> 8 * (offset % width)) & ((1 << 8 * size) - 1)
+
+
+def with_part(old: int, offset: int, size: int, value: int, width: int) -> int:
+    """A `width`-byte register holding `old` after a `size`-byte write of `value` at byte
+    `offset`: the other bytes are kept."""
+    shift, mask = 8 * (offset % width), (1 << 8 * size) - 1
+    return (old & ~(mask << shift)) | ((value & mask) << shift)
+
+
 class RegisterFile:
     """Byte-addressed storage for plain registers (kept as written)."""
 

@@ -9,7 +9,7 @@ Architecture Reference Manual (DWT: C1.8; DEMCR: C1.6.5)."""
 
 from __future__ import annotations
 
-from .base import Link, Peripheral, RegisterFile
+from .base import Link, Peripheral, RegisterFile, part, with_part
 
 __all__ = ["STM32USART", "SysTick", "SystemControlBlock", "NVIC", "DWT", "DebugControl", "dwt", "STM32PWR",
            "STM32EXTI", "stm32_pvd", "PVD_PVM_EXCEPTION"]
@@ -53,7 +53,7 @@ class STM32USART(Peripheral):
             self._pull()
         else:
             return RegisterFile.get(self.regs, offset, size)
-        return (value >> 8 * (offset & 3)) & ((1 << 8 * size) - 1)
+        return part(value, offset, size, 4)
 
     def write(self, offset: int, size: int, value: int) -> None:
         if offset == CR1:
@@ -224,14 +224,12 @@ class DWT(Peripheral):
             value = self.cyccnt()
         else:
             return RegisterFile.get(self.regs, offset, size)
-        return (value >> 8 * (offset & 3)) & ((1 << 8 * size) - 1)
+        return part(value, offset, size, 4)
 
     def write(self, offset: int, size: int, value: int) -> None:
         word = offset & ~3
         if word in (DWT_CTRL, DWT_CYCCNT):
-            old = self.ctrl if word == DWT_CTRL else self.cyccnt()
-            shift, mask = 8 * (offset & 3), (1 << 8 * size) - 1
-            value = (old & ~(mask << shift)) | ((value & mask) << shift)
+            value = with_part(self.ctrl if word == DWT_CTRL else self.cyccnt(), offset, size, value, 4)
             if word == DWT_CTRL:
                 self.gate()
                 self.ctrl = value & 0x0FFF_FFFF  # NUMCOMP and the NO* bits are read-only
@@ -263,14 +261,12 @@ class DebugControl(Peripheral):
 
     def read(self, offset: int, size: int) -> int:
         if offset & ~3 == 0xC:
-            return (self.demcr >> 8 * (offset & 3)) & ((1 << 8 * size) - 1)
+            return part(self.demcr, offset, size, 4)
         return RegisterFile.get(self.regs, offset, size)
 
     def write(self, offset: int, size: int, value: int) -> None:
         if offset & ~3 == 0xC:
-            shift, mask = 8 * (offset & 3), (1 << 8 * size) - 1
-            value = (self.demcr & ~(mask << shift)) | ((value & mask) << shift)
-            self.demcr = value & 0x010F_07F1  # VC_* (0, 4-10), MON_* (16-19), TRCENA (24)
+            self.demcr = with_part(self.demcr, offset, size, value, 4) & 0x010F_07F1  # VC_* (0, 4-10), MON_* (16-19), TRCENA (24)
             if self.dwt is not None:
                 self.dwt.gate()
         else:
@@ -381,7 +377,7 @@ class STM32PWR(Peripheral):
             value = PVDO if self.pvdo() else 0
         else:
             return RegisterFile.get(self.regs, offset, size)
-        return (value >> 8 * (offset & 3)) & ((1 << 8 * size) - 1)
+        return part(value, offset, size, 4)
 
     def write(self, offset: int, size: int, value: int) -> None:
         if offset == PWR_CR2:
@@ -457,7 +453,7 @@ class STM32EXTI(Peripheral):
             value = self.pr1
         else:
             return RegisterFile.get(self.regs, offset, size)
-        return (value >> 8 * (offset & 3)) & ((1 << 8 * size) - 1)
+        return part(value, offset, size, 4)
 
     def write(self, offset: int, size: int, value: int) -> None:
         self._sync()

@@ -5,7 +5,7 @@ registers (watchdog, PMM, clock system), Comparator_E (the power-warning interru
 
 from __future__ import annotations
 
-from .base import Link, Peripheral, RegisterFile
+from .base import Link, Peripheral, RegisterFile, part, with_part
 
 __all__ = ["EUSCIA", "MPY32", "PasswordBlock", "WDT_A", "PMM", "CS", "COMP_E", "COMP_E_VECTOR", "TimerA",
            "TIMER0_A1_VECTOR"]
@@ -59,12 +59,11 @@ class EUSCIA(Peripheral):
             value = RegisterFile.get(self.regs, TXBUF, 2)
         else:
             return RegisterFile.get(self.regs, offset, size)
-        return value >> (8 * (offset & 1)) & ((1 << 8 * size) - 1)
+        return part(value, offset, size, 2)
 
     def write(self, offset: int, size: int, value: int) -> None:
         if offset in (CTLW0, CTLW0 + 1) and size == 1:
-            shift = 8 * (offset - CTLW0)
-            value = (self.ctlw0 & ~(0xFF << shift)) | (value << shift)
+            value = with_part(self.ctlw0, offset - CTLW0, 1, value, 2)
             offset, size = CTLW0, 2
         if offset == CTLW0:
             self.ctlw0 = value & 0xFFFF
@@ -135,7 +134,7 @@ class MPY32(Peripheral):
             value = self.ctl0
         else:
             return RegisterFile.get(self.regs, offset, size)
-        return (value >> (8 * (offset & 1))) & ((1 << 8 * size) - 1)
+        return part(value, offset, size, 2)
 
     def write(self, offset: int, size: int, value: int) -> None:
         self.regs = RegisterFile.put(self.regs, offset, size, value)
@@ -239,7 +238,7 @@ class PasswordBlock(Peripheral):
         value = RegisterFile.get(self.regs, offset & ~1, 2)
         if offset & ~1 == self.protected_offset:
             value = (value & 0xFF) | (self.readback << 8)
-        return (value >> 8 * (offset & 1)) & ((1 << 8 * size) - 1)
+        return part(value, offset, size, 2)
 
     def write(self, offset: int, size: int, value: int) -> None:
         if offset & ~1 == self.protected_offset:
@@ -366,16 +365,15 @@ class COMP_E(Peripheral):
                     break
         else:
             return RegisterFile.get(self.regs, offset, size)
-        return (value >> 8 * (offset & 1)) & ((1 << 8 * size) - 1)
+        return part(value, offset, size, 2)
 
     def write(self, offset: int, size: int, value: int) -> None:
         self._sync()
         word = offset & ~1
         if size == 1:  # byte access to one half of a word register
-            shift = 8 * (offset & 1)
             old = {CECTL1: self.ctl1, CECTL2: self.ctl2, CEINT: self.flags}.get(word)
             if old is not None:
-                value = (old & ~(0xFF << shift)) | ((value & 0xFF) << shift)
+                value = with_part(old, offset, 1, value, 2)
         if word == CECTL1:
             was_on = self.ctl1 & CEON
             self.ctl1 = value & 0x1FFE  # CEOUT is read-only
@@ -541,15 +539,13 @@ class TimerA(Peripheral):
             value = self._clear_highest()
         else:
             return RegisterFile.get(self.regs, offset, size)
-        return (value >> 8 * (offset & 1)) & ((1 << 8 * size) - 1)
+        return part(value, offset, size, 2)
 
     def write(self, offset: int, size: int, value: int) -> None:
         self._sync()  # what happened up to now, under the old settings
         word = offset & ~1
         if size == 1:  # byte access to one half of a word register
-            shift = 8 * (offset & 1)
-            old = self.read(word, 2) if word != TAIV else 0
-            value = (old & ~(0xFF << shift)) | ((value & 0xFF) << shift)
+            value = with_part(self.read(word, 2) if word != TAIV else 0, offset, 1, value, 2)
         value &= 0xFFFF
         if word == TACTL:
             if value & TACLR:  # clears TAR, the divider logic and the count direction
