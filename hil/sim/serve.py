@@ -150,6 +150,20 @@ class _ListeningEndpoint(Endpoint):
             self._client = None
             self.device.disconnect()
 
+    def _wait(self, blocking_client: bool) -> tuple[list, socket.socket | None]:
+        """Wait up to a tick for input; a new connection replaces the client (one at a
+        time, like most instruments). Returns the ready sockets and the new client."""
+        watched = [self._listener] + ([self._client] if self._client else [])
+        ready, _, _ = select.select(watched, [], [], self.tick_interval)
+        if self._listener not in ready:
+            return ready, None
+        client, _ = self._listener.accept()
+        self._drop_client()
+        client.setblocking(blocking_client)
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._client = client
+        return ready, client
+
 
 class TcpEndpoint(_ListeningEndpoint):
     """A raw TCP socket on loopback (a LAN instrument's SCPI port)."""
@@ -160,14 +174,7 @@ class TcpEndpoint(_ListeningEndpoint):
     def _serve(self) -> None:
         try:
             while not self._stop.is_set():
-                watched = [self._listener] + ([self._client] if self._client else [])
-                ready, _, _ = select.select(watched, [], [], self.tick_interval)
-                if self._listener in ready:
-                    client, _ = self._listener.accept()
-                    self._drop_client()  # one client at a time, like most instruments
-                    client.setblocking(False)
-                    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    self._client = client
+                ready, _ = self._wait(blocking_client=False)
                 data = b""
                 if self._client is not None and self._client in ready:
                     try:
@@ -203,13 +210,8 @@ class Rfc2217Endpoint(_ListeningEndpoint):
         manager = None
         try:
             while not self._stop.is_set():
-                watched = [self._listener] + ([self._client] if self._client else [])
-                ready, _, _ = select.select(watched, [], [], self.tick_interval)
-                if self._listener in ready:
-                    client, _ = self._listener.accept()
-                    self._drop_client()
-                    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    self._client = client
+                ready, client = self._wait(blocking_client=True)  # (sendall below)
+                if client is not None:
                     manager = PortManager(self.device, _SocketWriter(client))
                 if self._client is None or manager is None:
                     continue
