@@ -317,6 +317,9 @@ class CampaignResult:
 
 
 # -- execution -----------------------------------------------------------------------------
+_UNKNOWN = object()  # Campaign._lookup: the caller has not looked the memo up
+
+
 class Campaign:
     """Golden run plus trials on one reused machine."""
 
@@ -422,9 +425,10 @@ class Campaign:
         self._seen.append((key, now, sent))
         return False
 
-    def _lookup(self, key: tuple, now: int) -> tuple[_Ending, int, int] | None:
-        """The remembered ending a state `key` reached after `now` instructions shares."""
-        hit = self._memo.get(key)
+    def _lookup(self, key: tuple, now: int, memo: object = _UNKNOWN) -> tuple[_Ending, int, int] | None:
+        """The remembered ending a state `key` reached after `now` instructions shares.
+        `memo`: the memo's entry for `key` where the caller already has it (or None)."""
+        hit = self._memo.get(key) if memo is _UNKNOWN else memo
         if hit is None or now + hit[0].instructions - hit[1] >= self.limit:  # not the same end before the limit
             # a timeout only from the same count (from another it stops elsewhere, or ends)
             hit = self._timeouts.get((key, now))
@@ -437,12 +441,8 @@ class Campaign:
         m = self.machine
         pruned = result.outcome == "stopped"
         if pruned:
-            (ending, then, then_sent), now, sent = self._hit
-            more = ending.instructions - then
-            result = RunResult(result.board, ending.outcome, now + more,
-                               result.power_cycles[:-1] + [result.power_cycles[-1] + more], ending.stop_pc,
-                               result.uart[:sent] + ending.uart[then_sent:], ending.reads, ending.error,
-                               ending.waiting_for_input)
+            hit, now, sent = self._hit
+            result = _ending_result(hit, result.board, now, result.uart[:sent], result.power_cycles)
         if self._seen and len(self._memo) + len(self._timeouts) < _MEMO_LIMIT:
             mine = _Ending(result.outcome, result.instructions, result.uart, result.reads, result.error,
                            result.stop_pc, result.waiting_for_input)
@@ -528,15 +528,10 @@ class Campaign:
             if memo is not None:
                 self._epochs.known[epoch] = (key, offset, sent, memo)
         now = k + offset
-        hit = memo  # then as _lookup
-        if hit is None or now + hit[0].instructions - hit[1] >= self.limit:
-            hit = self._timeouts.get((key, now))
+        hit = self._lookup(key, now, memo)
         if hit is None:
             return None
-        ending, then, then_sent = hit
-        more = ending.instructions - then
-        result = RunResult(self.machine.board.name, ending.outcome, now + more, [k, more], ending.stop_pc,
-                           sent + ending.uart[then_sent:], ending.reads, ending.error, ending.waiting_for_input)
+        result = _ending_result(hit, self.machine.board.name, now, sent, [k, 0])
         observed = self._observed(result, len(sent))
         return self._outcome(result, observed), observed, result.error
 
@@ -606,6 +601,16 @@ _PREFIX_COST_S = 1e-4
 def _epochs_after(machine: Machine, golden_instructions: int) -> int | None:
     """After how many single-failure trials the failure epochs are worth finding."""
     return max(1, int(golden_instructions * machine.engine.watch_cost / _PREFIX_COST_S))
+
+
+def _ending_result(hit: tuple[_Ending, int, int], board: str, now: int, uart: bytes, cycles: list[int]) -> RunResult:
+    """The result of a trial that reached, after `now` instructions and having sent `uart`
+    (power-on periods `cycles`, the last one still running), a state whose remembered
+    ending `hit` = (ending, its instructions then, its UART bytes then) it shares."""
+    ending, then, then_sent = hit
+    more = ending.instructions - then
+    return RunResult(board, ending.outcome, now + more, cycles[:-1] + [cycles[-1] + more], ending.stop_pc,
+                     uart + ending.uart[then_sent:], ending.reads, ending.error, ending.waiting_for_input)
 
 
 _BOOT_SEARCH_LIMIT = 200_000

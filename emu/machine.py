@@ -299,6 +299,7 @@ class Machine:
         if self._powered:
             return
         engine, board = self.engine, self.board
+        vectors = engine.read_memory(*_RESET_VECTORS[board.arch])
         cpu_key = None
         if self.volatile_init != "keep":
             fill = self._volatile_fill()
@@ -312,7 +313,7 @@ class Machine:
             if engine.cpu_snapshots and regions is not None:
                 # the CPU after power-on is a function of the fill and the reset vectors: kept
                 # for a fill seen before (as its pages are: a campaign's trials reuse them)
-                cpu_key = (self._fill_offset(), engine.read_memory(*_RESET_VECTORS[board.arch]))
+                cpu_key = (self._fill_offset(), vectors)
                 cpu = self._cpu_at_power_on.get(cpu_key)
                 if cpu is not None:
                     engine.load_cpu(cpu)
@@ -327,9 +328,8 @@ class Machine:
                 engine.write_register("sp", int.from_bytes(fill[:2], "little") & ~1)
             engine.write_register("sr", 0)
             engine.write_register("r3", 0)  # the constant generator: no storage, reads as 0
-            engine.pc = int.from_bytes(engine.read_memory(0xFFFE, 2), "little")
+            engine.pc = int.from_bytes(vectors, "little")
         else:
-            vectors = engine.read_memory(0x0800_0000, 8)
             if self.volatile_init == "keep":  # reset_cpu was skipped: CONTROL first,
                 for name in ("control", "primask", "basepri", "faultmask"):  # else "sp" is PSP
                     engine.write_register(name, 0)
