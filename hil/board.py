@@ -115,14 +115,15 @@ class Board:
             self._host = RackHost(self.console, timeout=self.host_timeout, retries=self.host_retries)
         return self._host
 
-    def flash(self, elf: str | Path) -> None:
-        """Flash `elf`; the next job starts from a fresh host state (the flashed firmware
-        starts its seq history anew)."""
-        self.flasher.flash(elf)
+    def flash(self, elf: str | Path) -> str:
+        """Flash `elf` (returns the flasher's output); the next job starts from a fresh
+        host state (the flashed firmware starts its seq history anew)."""
+        output = self.flasher.flash(elf)
         if self._host is not None:
             self._host.decoder = type(self._host.decoder)()
             self._host.results.clear()
             self._host.last_job_seq = None
+        return output
 
     def close(self) -> None:
         """Release the console, the supply and anything else the board opened."""

@@ -154,7 +154,9 @@ class PyocdFlasher:
         self.target, self.probe, self.frequency = target, probe, frequency
         self.options = dict(options or {})
 
-    def flash(self, elf: str | Path) -> None:
+    def flash(self, elf: str | Path) -> str:
+        """Program `elf` through pyocd and reset; an empty string (pyocd logs through
+        `logging`, not to an output this flasher could return)."""
         path = _elf(elf)
         try:
             from pyocd.core.helpers import ConnectHelper
@@ -180,3 +182,4 @@ class PyocdFlasher:
                 session.target.reset()
         except Exception as e:  # noqa: BLE001
             raise FlashError(f"pyocd: flashing {path.name} onto {self.target} failed: {e}") from e
+        return ""

@@ -423,8 +423,9 @@ class VirtualFlasher:
     def __init__(self, board: VirtualBoard):
         self.board = board
 
-    def flash(self, elf: str | Path) -> None:
+    def flash(self, elf: str | Path) -> str:
         self.board.flash(elf)
+        return ""  # (loading an ELF has no tool log)
 
 
 class _WatchedChannel(SimChannel):
