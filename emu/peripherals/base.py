@@ -72,6 +72,11 @@ class Peripheral:
     #: or move `irq_next` of some source (the machine then re-plans its run at once)
     affects_irq: bool = False
 
+    def _now(self) -> int:
+        """The time in instructions: the machine's clock, 0 until the machine sets it
+        (voltage monitors override it with the power-on period's count)."""
+        return self.clock() if self.clock else 0
+
     def irq_pending(self) -> bool:
         """Whether the interrupt is requested now (flag and enable set)."""
         return False

@@ -88,9 +88,6 @@ class SysTick(Peripheral):
         self.start_value = 0
         self.zeros_read = 0  # times it had reached 0 when COUNTFLAG was last cleared
 
-    def _now(self) -> int:
-        return self.clock() if self.clock else 0
-
     def _state(self) -> tuple[int, int]:
         """(current value, times the counter reached 0 since `start`)."""
         if not self.csr & 1:
@@ -199,9 +196,6 @@ class DWT(Peripheral):
         self.since = 0  # the clock then
         self.counting = False
         self.regs = {}
-
-    def _now(self) -> int:
-        return self.clock() if self.clock else 0
 
     def cyccnt(self) -> int:
         elapsed = self._now() - self.since if self.counting else 0

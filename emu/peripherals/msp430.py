@@ -431,9 +431,6 @@ class TimerA(Peripheral):
         self.synced = self._now()  # clock up to which tar, phase and the flags are current
         self.regs = {}
 
-    def _now(self) -> int:
-        return self.clock() if self.clock else 0
-
     # counting
     def _divider(self) -> int:
         return (1 << (self.ctl >> 6 & 3)) * ((self.ex0 & 7) + 1)
