@@ -36,7 +36,6 @@ Public names: `BslDownloader`, `BslError`, `main`, `bsl_crc`, `BAUD_RATES`.
 from __future__ import annotations
 
 import argparse
-import binascii
 import sys
 import time
 from pathlib import Path
@@ -48,6 +47,7 @@ import serial
 
 from emu.elf import ElfImage
 from emu.errors import EmuError
+from emu.protocol import crc16
 
 __all__ = ["BslDownloader", "BslError", "main", "bsl_crc", "BAUD_RATES"]
 
@@ -65,8 +65,9 @@ _BAUD_CODES = {rate: code for code, rate in BAUD_RATES.items()}
 
 
 def bsl_crc(data: bytes) -> int:
-    """The packet checksum: CRC-CCITT (poly 0x1021, seed 0xFFFF) of the core command."""
-    return binascii.crc_hqx(bytes(data), 0xFFFF)
+    """The packet checksum: CRC-CCITT (poly 0x1021, seed 0xFFFF) of the core command, the
+    host protocol's CRC."""
+    return crc16(data)
 
 
 class BslError(EmuError):
