@@ -23,7 +23,6 @@ these messages is `emu.host`.
 
 from __future__ import annotations
 
-import binascii
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -71,8 +70,12 @@ class Frame:
 
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
     """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, MSB first, no final xor.
-    Check value: crc16(b"123456789") == 0x29B1. (binascii's CRC-CCITT with this seed.)"""
-    return binascii.crc_hqx(bytes(data), crc)
+    Check value: crc16(b"123456789") == 0x29B1."""
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
 
 
 def cobs_encode(data: bytes) -> bytes:
