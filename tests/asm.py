@@ -11,6 +11,12 @@ SECTIONS { .text : { *(.text*) } > FRAM  .nv : { *(.nv) } > FRAM  .vectors : { K
 """
 
 
+def msp430_script(vectors: int) -> str:
+    """`MSP430_LD` with the vector table from `vectors` (an interrupt vector's address) up
+    to the reset vector at 0xFFFE, for programs that handle interrupts."""
+    return MSP430_LD.replace("ORIGIN = 0xFFFE, LENGTH = 2", f"ORIGIN = {vectors:#x}, LENGTH = {0x10000 - vectors}")
+
+
 def msp430(tmp: Path, source: str, name: str = "prog", script: str = MSP430_LD) -> Path:
     """Assemble `source` (ending with the reset vector in section .vectors) for MSP430."""
     src, obj, ld, elf = (tmp / f"{name}{ext}" for ext in (".s", ".o", ".ld", ".elf"))

@@ -193,10 +193,7 @@ def test_cortex_cyccnt_through_the_machine(tmp_path):
     assert m.bus.read(CYCCNT, 4) == 0 and m.bus.read(DEMCR, 4) == 0 and not dwt.counting
 
 
-MSP430_LD = """
-MEMORY { FRAM (rwx) : ORIGIN = 0x4400, LENGTH = 0xBB00  VEC (rx) : ORIGIN = 0xFFE8, LENGTH = 24 }
-SECTIONS { .text : { *(.text*) } > FRAM  .nv : { *(.nv) } > FRAM  .vectors : { KEEP(*(.vectors)) } > VEC }
-"""
+MSP430_LD = asm.msp430_script(0xFFE8)  # TIMER0_A1 .. reset
 
 MSP430_TIMER = """
     .text

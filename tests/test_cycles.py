@@ -24,10 +24,7 @@ from emu.protocol import last_result
 from tests import asm
 
 # -- MSP430: Timer_A0 ------------------------------------------------------------------------
-TA0_LD = """
-MEMORY { FRAM (rwx) : ORIGIN = 0x4400, LENGTH = 0xBB80  VEC (rx) : ORIGIN = 0xFFE8, LENGTH = 0x18 }
-SECTIONS { .text : { *(.text*) } > FRAM  .vectors : { KEEP(*(.vectors)) } > VEC }
-"""
+TA0_LD = asm.msp430_script(0xFFE8)
 # vectors from 0xFFE8: TIMER0_A1 (SLASE54), ten unused, reset at 0xFFFE
 TA0_VECTORS = """
     .section .vectors,"a"

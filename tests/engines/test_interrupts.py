@@ -202,10 +202,7 @@ def test_cortex_primask_and_faultmask_mask(cortex_elf):
 
 
 # -- through the machine: firmware makes the interrupt pending while masked ----------------
-MSP430_LD = """
-MEMORY { FRAM (rwx) : ORIGIN = 0x4400, LENGTH = 0xBB00  VEC (rx) : ORIGIN = 0xFFF8, LENGTH = 8 }
-SECTIONS { .text : { *(.text*) } > FRAM  .nv : { *(.nv) } > FRAM  .vectors : { KEEP(*(.vectors)) } > VEC }
-"""
+MSP430_LD = asm.msp430_script(0xFFF8)  # Comparator_E .. reset
 
 MSP430_PENDING = """
     .text
