@@ -27,6 +27,7 @@
 
 from __future__ import annotations
 
+import struct
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,6 +130,7 @@ class Machine:
             raise EmuError("max-instructions must be >= 0")
         self.image, self.board = image, board
         self._volatile = board.volatile_regions
+        self._fill_size = sum(r.size for r in self._volatile) + 4 * 16  # memory, then registers
         self._nv_ranges = tuple((r.start, r.end) for r in board.nonvolatile_regions)
         self.volatile_init, self.seed = volatile_init, seed
         self.max_instructions = max_instructions
@@ -321,22 +323,23 @@ class Machine:
                     return
             engine.reset_cpu()
             names = _GENERAL_REGISTERS[board.arch]
-            engine.write_registers({n: int.from_bytes(fill[4 * i : 4 * i + 4], "little") for i, n in enumerate(names)})
+            registers = dict(zip(names, struct.unpack_from(f"<{len(names)}I", fill)))
             fill = fill[4 * len(names) :]
+        else:
+            registers = {}
         if board.arch == "msp430":
             if self.volatile_init != "keep":  # SP is not set by the MSP430's reset
-                engine.write_register("sp", int.from_bytes(fill[:2], "little") & ~1)
-            engine.write_register("sr", 0)
-            engine.write_register("r3", 0)  # the constant generator: no storage, reads as 0
-            engine.pc = int.from_bytes(vectors, "little")
+                registers["sp"] = int.from_bytes(fill[:2], "little") & ~1
+            registers.update(sr=0, r3=0)  # r3: the constant generator: no storage, reads as 0
         else:
             if self.volatile_init == "keep":  # reset_cpu was skipped: CONTROL first,
                 for name in ("control", "primask", "basepri", "faultmask"):  # else "sp" is PSP
                     engine.write_register(name, 0)
-            engine.write_register("sp", int.from_bytes(vectors[:4], "little") & ~3)
-            engine.write_register("lr", 0xFFFF_FFFF)
-            engine.write_register("xpsr", 0x0100_0000)
-            engine.pc = int.from_bytes(vectors[4:], "little") & ~1
+            registers.update(sp=int.from_bytes(vectors[:4], "little") & ~3, lr=0xFFFF_FFFF,
+                             xpsr=0x0100_0000, pc=int.from_bytes(vectors[4:], "little") & ~1)
+        engine.write_registers(registers)
+        if board.arch == "msp430":
+            engine.pc = int.from_bytes(vectors, "little")
         if cpu_key is not None:
             if len(self._cpu_at_power_on) >= 8:
                 self._cpu_at_power_on.clear()
@@ -355,7 +358,7 @@ class Machine:
 
         `random`: a window of a per-seed pseudo-random pool, at an offset that changes
         with every boot (cheap enough to do at every power-on); `zero`: zeros."""
-        size = sum(r.size for r in self._volatile) + 4 * 16
+        size = self._fill_size
         if self.volatile_init == "zero":
             return memoryview(bytes(size))
         if self._pool is None:

@@ -145,7 +145,8 @@ _REGISTERS.update({
 # accessed with MRS/MSR privilege rules by QEMU: see UnicornEngine._privileged
 # registers a batch write may set directly (no privilege or mode side effects)
 _BATCH = {f"r{i}": A.UC_ARM_REG_R0 + i for i in range(13)}
-_BATCH["lr"] = A.UC_ARM_REG_LR
+_BATCH.update(sp=A.UC_ARM_REG_SP, lr=A.UC_ARM_REG_LR, pc=A.UC_ARM_REG_PC, xpsr=A.UC_ARM_REG_XPSR_NZCVQG)
+_BATCH_SLOTS = len(_BATCH) + 1  # + the APSR_NZCV write that follows an xPSR write
 
 _PRIVILEGED_REGISTERS = frozenset({"msp", "psp", "control", "primask", "basepri", "faultmask"})
 
@@ -349,10 +350,10 @@ class UnicornEngine(Engine):
         self._hook(UC_HOOK_INTR, _ucount.INTR_HOOK)
         self._hook(UC_HOOK_INSN_INVALID, _ucount.INSN_INVALID_HOOK)
         self._reset_context = self._uc.context_save()
-        self._batch_ids = (ctypes.c_int * len(_BATCH))()
-        self._batch_vals = (ctypes.c_uint32 * len(_BATCH))()
-        self._batch_ptrs = (ctypes.c_void_p * len(_BATCH))(
-            *(ctypes.addressof(self._batch_vals) + 4 * i for i in range(len(_BATCH))))
+        self._batch_ids = (ctypes.c_int * _BATCH_SLOTS)()
+        self._batch_vals = (ctypes.c_uint32 * _BATCH_SLOTS)()
+        self._batch_ptrs = (ctypes.c_void_p * _BATCH_SLOTS)(
+            *(ctypes.addressof(self._batch_vals) + 4 * i for i in range(_BATCH_SLOTS)))
         self._mmio_read_cb = MMIO_READ_CFUNC(self._mmio_read)
         self._mmio_write_cb = MMIO_WRITE_CFUNC(self._mmio_write)
 
@@ -832,13 +833,25 @@ class UnicornEngine(Engine):
             self._write(A.UC_ARM_REG_APSR_NZCV, self._read(A.UC_ARM_REG_XPSR) & 0xF000_0000)
 
     def write_registers(self, values: dict[str, int]) -> None:
-        plain = [(n, v) for n, v in values.items() if n in _BATCH]
-        if plain:  # one C call through prebuilt arrays (the binding's batch is slower)
-            ids, vals = self._batch_ids, self._batch_vals
-            for i, (name, value) in enumerate(plain):
-                ids[i] = _BATCH[name]
-                vals[i] = value & 0xFFFF_FFFF
-            err = uclib.uc_reg_write_batch(self._uch, ids, self._batch_ptrs, len(plain))
+        # one C call through prebuilt arrays (the binding's batch is slower); the
+        # privileged registers go one by one (see write_register)
+        ids, vals, n = self._batch_ids, self._batch_vals, 0
+        xpsr = None
+        for name, value in values.items():
+            rid = _BATCH.get(name)
+            if rid is None:
+                continue
+            if name == "pc":
+                value |= 1  # the Thumb bit (see the pc setter)
+            elif name == "xpsr":
+                xpsr = value
+            ids[n], vals[n] = rid, value & 0xFFFF_FFFF
+            n += 1
+        if xpsr is not None:  # refresh QEMU's cached mode flags (see write_register)
+            ids[n], vals[n] = A.UC_ARM_REG_APSR_NZCV, xpsr & 0xF000_0000
+            n += 1
+        if n:
+            err = uclib.uc_reg_write_batch(self._uch, ids, self._batch_ptrs, n)
             if err != UC_ERR_OK:
                 raise UcError(err)
         for name, value in values.items():
@@ -928,7 +941,10 @@ class UnicornEngine(Engine):
         return bytes(out)
 
     def write_memory(self, address: int, data: bytes) -> None:
-        data = memoryview(bytes(data))
+        # (bytes and views of them cannot change under us: no copy)
+        data = memoryview(data if isinstance(data, bytes) or (isinstance(data, memoryview)
+                                                              and isinstance(data.obj, bytes))
+                          else bytes(data)).cast("B")
         pos = 0
         for s, a, b in self._pieces(address, len(data)):
             n = b - a
