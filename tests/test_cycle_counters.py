@@ -1,22 +1,15 @@
-"""The cycle counters firmware can read on the real parts, modelled on the emulator's time
-base of one cycle per retired instruction: Cortex-M DWT CYCCNT gated by DEMCR.TRCENA and
-DWT_CTRL.CYCCNTENA (ARMv7-M ARM C1.8, C1.6.5), and the MSP430FR5994's Timer_A0 counting
-SMCLK (SLAU367 chapter 25) with its overflow interrupt TIMER0_A1 through TA0IV.
-
-Expected values come from counting the probes' instructions by hand: a register read
-during instruction i (0-based in the power-on period) sees the clock at i, the number of
-instructions retired before it, so a counter started by a store in instruction s reads
-i - s (one count per instruction from the store on)."""
+"""The cycle counters firmware can read on the real parts, at register level: Cortex-M DWT
+CYCCNT gated by DEMCR.TRCENA and DWT_CTRL.CYCCNTENA (ARMv7-M ARM C1.8, C1.6.5), and the
+MSP430FR5994's Timer_A0 counting SMCLK (SLAU367 chapter 25) with its overflow interrupt
+TIMER0_A1 through TA0IV. The models are driven through a peripheral bus with a hand-set
+clock (the emulator's time base: one cycle per retired instruction); tests/test_cycles.py
+runs them through the machine with probes, and RESULT's cycle count on both boards."""
 
 from __future__ import annotations
 
 import pytest
 
-import emu
 from emu.peripherals import Link, build_bus
-from emu.peripherals.cortex_m import DWT
-from emu.peripherals.msp430 import TIMER0_A1_VECTOR, TimerA
-from tests import asm
 
 DWT_CTRL, CYCCNT, DEMCR = 0xE000_1000, 0xE000_1004, 0xE000_EDFC
 TRCENA = 1 << 24
@@ -160,94 +153,7 @@ def test_timer_a_announces_its_overflow_to_the_machine():
     assert timer.irq_next() == 1000 + 0x10
 
 
-# -- through the machine ----------------------------------------------------------------------
-CORTEX_READS = r"""
-#include <stdint.h>
-__attribute__((naked)) void reset(void)
-{
-    __asm__ volatile(
-        "ldr r0, =0xE000EDFC\n ldr r1, =0x01000000\n str r1, [r0]\n"   /* 0-2: DEMCR.TRCENA */
-        "ldr r0, =0xE0001000\n movs r1, #1\n str r1, [r0]\n"          /* 3-5: CYCCNTENA */
-        "ldr r2, [r0, #4]\n"                                          /* 6: CYCCNT */
-        "nop\n nop\n nop\n nop\n nop\n nop\n nop\n"                  /* 7-13 */
-        "ldr r3, [r0, #4]\n"                                          /* 14: CYCCNT */
-        "movs r1, #0\n str r1, [r0]\n"                                /* 15-16: stop */
-        "nop\n nop\n"
-        "ldr r4, [r0, #4]\n"                                          /* 19: held */
-        "1: b 1b\n .ltorg\n");
-}
-__attribute__((section(".isr"), used)) void (*const vt[2])(void) = {(void (*)(void))0x20001000, reset};
-"""
-
-
-def test_cortex_cyccnt_through_the_machine(tmp_path):
-    m = emu.Machine.from_elf(asm.cortex_c(tmp_path, CORTEX_READS), volatile_init="zero")
-    assert m.run().outcome == "completed"
-    r2, r3, r4 = (m.engine.read_register(n) for n in ("r2", "r3", "r4"))
-    assert (r2, r3) == (6 - 5, 14 - 5)  # counting from the enabling store (instruction 5)
-    assert r3 - r2 == 8  # 7 nops and the first read between the two reads
-    assert r4 == 16 - 5  # stopped by the store in instruction 16
-    dwt = next(p for p in m.bus.peripherals if isinstance(p, DWT))
-    m.power_fail()  # peripheral state is volatile: the counter resets with power
-    m.power_on()
-    assert m.bus.read(CYCCNT, 4) == 0 and m.bus.read(DEMCR, 4) == 0 and not dwt.counting
-
-
-MSP430_LD = asm.msp430_script(0xFFE8)  # TIMER0_A1 .. reset
-
-MSP430_TIMER = """
-    .text
-start:
-    mov.w   #0x3c00, r1             ; 0
-    mov.w   #0x0226, &0x0340        ; 1: TA0CTL = SMCLK | continuous | TACLR | TAIE
-    mov.w   &0x0350, r8             ; 2: TA0R
-    nop                             ; 3-5
-    nop
-    nop
-    mov.w   &0x0350, r9             ; 6: TA0R
-    mov.w   #0xfff0, &0x0350        ; 7: TA0R = 0xFFF0: overflow 16 counts on, at clock 23
-    eint                            ; 8
-    mov.w   #0, r10                 ; 9
-loop:
-    inc.w   r10                     ; 10, 12, ..., 22
-    jmp     loop                    ; 11, 13, ...
-isr:
-    mov.w   &0x036e, &iv            ; TA0IV: 0x0E (TAIFG), and clears it
-    mov.w   r10, &seen
-    inc.w   &overflows
-    reti
-    .section .nv,"aw"
-iv:        .word 0xffff
-seen:      .word 0xffff
-overflows: .word 0
-    .section .vectors,"a"
-    .word isr                       ; 0xFFE8 TIMER0_A1
-    .word 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-    .word start                     ; 0xFFFE reset
-"""
-
-
-def test_msp430_timer_a0_through_the_machine_and_its_overflow_interrupt(tmp_path):
-    elf = asm.msp430(tmp_path, MSP430_TIMER, script=MSP430_LD)
-    m = emu.Machine.from_elf(elf, volatile_init="zero")
-    assert m.step(23).kind.name == "LIMIT" and m.interrupts_taken == 0
-    assert (m.engine.read_register("r8"), m.engine.read_register("r9")) == (2 - 1, 6 - 1)
-    m.step(1)  # the interrupt is accepted at the boundary before instruction 23
-    assert m.interrupts_taken == 1 and m.engine.pc == m.resolve_address("isr") + 6
-    # instructions 10..22: seven incs before the overflow; the ISR is 4 instructions
-    m.step(3)
-    assert m.read_symbol("iv", 2) == (0x0E).to_bytes(2, "little") and m.read_symbol("seen", 2) == (7).to_bytes(2, "little")
-    # further overflows every 0x10000 cycles, ISR instructions included (the timer counts
-    # them), each taken on time: the handler's TA0IV read clears TAIFG, and only then can
-    # the timer announce its next overflow (the bus makes the machine re-plan after reads
-    # of interrupting peripherals too; without that the next ones came late and merged)
-    m.step(3 * 0x1_0000 - 27 + 23 + 4)
-    assert m.interrupts_taken == 4 and m.read_symbol("overflows", 2) == (4).to_bytes(2, "little")
-    timer = next(p for p in m.bus.peripherals if isinstance(p, TimerA))
-    assert timer.irq == TIMER0_A1_VECTOR == 0xFFE8
-    m.power_fail()
-    m.power_on()
-    assert m.bus.read(TA0CTL, 2) == 0 and m.bus.read(TA0R, 2) == 0  # reset with power
+# -- through the machine: tests/test_cycles.py (probes on both boards, RESULT's cycles) --------
 
 
 @pytest.mark.parametrize("board, names", [("msp430fr5994", {"timer_a0"}), ("cortex-m4-mram", {"dwt", "debug"})])
