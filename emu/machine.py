@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import struct
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -139,12 +139,7 @@ class Machine:
         self.link.rx.extend(uart_input)
         self.bus: PeripheralBus = build_bus(board.peripherals, self.link, self._report_unmodeled)
         self.supply: Supply | None = None  # set per power-on period by energy-driven runs
-        for p in self.bus.peripherals:
-            p.clock = lambda: self.engine.instructions
-            p.power = self
-        self._irq_sources = tuple(p for p in self.bus.peripherals if p.irq is not None)
-        if self._irq_sources:  # a write that enables an interrupt ends the engine run at once
-            self.bus.irq_changed = lambda: self.engine.stop_soon()
+        self._connect_peripherals(self.bus.peripherals)
         self.interrupts_taken = 0  # interrupts accepted since the machine was created
         self.engine = engine or create_engine(board.arch)
         self.engine.map([Mapping(r.start, r.size, r.access, r.mmio) for r in board.regions], self.bus)
@@ -186,6 +181,25 @@ class Machine:
                 raise EmuError(f"{path}: ELF machine {image.machine} does not match board {chosen.name} "
                                f"({chosen.elf_machine}); pick another --board or rebuild the firmware")
         return cls(image, chosen, **options)
+
+    def add_peripherals(self, peripherals: Sequence) -> None:
+        """Put more peripheral models on the machine's bus, ahead of the board's (see
+        `PeripheralBus.add`): e.g. a simulated debug probe's core-debug registers. Before
+        the machine runs: snapshots taken earlier do not know them (`reset()` does)."""
+        if self.instructions:
+            raise EmuError("add peripherals before the machine runs")
+        peripherals = tuple(peripherals)
+        self.bus.add(peripherals)
+        self._connect_peripherals(peripherals)
+        self._initial = replace(self._initial, bus=self.bus.save())
+
+    def _connect_peripherals(self, peripherals: Sequence) -> None:
+        for p in peripherals:
+            p.clock = lambda: self.engine.instructions
+            p.power = self
+        self._irq_sources = tuple(p for p in self.bus.peripherals if p.irq is not None)
+        if self._irq_sources:  # a write that enables an interrupt ends the engine run at once
+            self.bus.irq_changed = lambda: self.engine.stop_soon()
 
     # -- flashing ---------------------------------------------------------------------
     def _flash(self, image: ElfImage) -> None:

@@ -55,6 +55,14 @@ class PeripheralBus:
     def by_name(self, name: str) -> Peripheral | None:
         return next((p for p in self.peripherals if p.name == name), None)
 
+    def add(self, peripherals: Iterable[Peripheral]) -> None:
+        """Put more peripherals on the bus, ahead of the others: an address goes to the
+        first peripheral that covers it, so these may take over registers of one that
+        is already there (a debug model over the SCB's debug registers, say)."""
+        self.peripherals = (*peripherals, *self.peripherals)
+        self._index.clear()
+        self._touched.clear()
+
     def _note(self, address: int) -> None:
         if address not in self.unmodeled:
             self.unmodeled.add(address)

@@ -8,7 +8,8 @@
   MSP430FR5994 BSL written from TI's SLAU550 and served over RFC 2217 (the downloader drives
   RST/TEST through DTR/RTS); the simulated device's frames are checked against TI's
   example frames. python-msp430-tools' downloader is run against it too.
-* pyocd: only its absence (no probe, no simulator pyocd can drive).
+* pyocd: here only its absence; tests/hil/test_pyocd_flasher.py runs pyocd for real against
+  the simulated SWD probe and STM32L4-class target (`hil.sim.debug_probe`).
 """
 
 from __future__ import annotations
