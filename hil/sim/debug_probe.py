@@ -869,6 +869,29 @@ class _EngineFlash:
         self.engine.write_memory(address, data)
 
 
+class _KeySequence:
+    """An unlock sequence (RM0351 3.3.5, 3.4.2): the keys written in order, while locked,
+    unlock; any other write (also while unlocked) is a bus error and locks until the next
+    reset."""
+
+    def __init__(self, keys: tuple[int, ...], register: int, what: str, lock: str):
+        self.keys, self.register, self.what, self.lock = keys, register, what, lock
+        self.received = 0  # keys of the current sequence received
+        self.locked_out = False
+
+    def feed(self, value: int, locked: bool, on_error: Callable[[], None]) -> bool:
+        """One write; True when it completes the sequence (`on_error` relocks, then BusFault)."""
+        if locked and not self.locked_out and value == self.keys[self.received]:
+            self.received += 1
+            if self.received < len(self.keys):
+                return False
+            self.received = 0
+            return True
+        self.locked_out, self.received = True, 0
+        on_error()
+        raise BusFault(self.register, f"wrong {self.what} sequence; {self.lock} until reset")
+
+
 class FlashInterface(Peripheral):
     """The STM32L4 embedded flash interface at 0x40022000 (see the module docstring), over
     `memory` (a `FlashMemory` by default). `memory_write(address, size, value)` is a bus
@@ -916,10 +939,8 @@ class FlashInterface(Peripheral):
         self.acr = 0x0000_0600
         self.sr = 0
         self.cr = self.LOCK | self.OPTLOCK
-        self.keys = 0  # keys of the current unlock sequence received
-        self.optkeys = 0
-        self.locked_out = False  # a wrong key sequence: locked until the next reset
-        self.opt_locked_out = False
+        self.unlock = _KeySequence(FLASH_KEYS, self.base + self.KEYR, "flash key", "FLASH_CR locked")
+        self.opt_unlock = _KeySequence(FLASH_OPTKEYS, self.base + self.OPTKEYR, "option key", "OPTLOCK set")
         self.first_word: tuple[int, int] | None = None  # (address, value) of a double word half written
 
     # -- registers --------------------------------------------------------------------------------
@@ -959,31 +980,20 @@ class FlashInterface(Peripheral):
         return old & ~(mask << shift) | (value & mask) << shift
 
     def _key(self, value: int) -> None:
-        if not self.locked_out and not self.cr & self.LOCK:
-            pass  # a key while unlocked: a wrong sequence (below)
-        elif not self.locked_out and value == FLASH_KEYS[self.keys]:
-            self.keys += 1
-            if self.keys == len(FLASH_KEYS):
-                self.cr &= ~self.LOCK
-                self.keys = 0
-            return
-        # RM0351: any wrong sequence locks FLASH_CR until the next reset, with a bus error
-        self.locked_out, self.keys = True, 0
-        self.cr |= self.LOCK
-        raise BusFault(self.base + self.KEYR, "wrong flash key sequence; FLASH_CR locked until reset")
+        if self.unlock.feed(value, locked=bool(self.cr & self.LOCK), on_error=self._lock):
+            self.cr &= ~self.LOCK
 
     def _optkey(self, value: int) -> None:
         if self.cr & self.LOCK:
             raise BusFault(self.base + self.OPTKEYR, "option keys while FLASH_CR is locked")
-        if not self.opt_locked_out and self.cr & self.OPTLOCK and value == FLASH_OPTKEYS[self.optkeys]:
-            self.optkeys += 1
-            if self.optkeys == len(FLASH_OPTKEYS):
-                self.cr &= ~self.OPTLOCK
-                self.optkeys = 0
-            return
-        self.opt_locked_out, self.optkeys = True, 0
+        if self.opt_unlock.feed(value, locked=bool(self.cr & self.OPTLOCK), on_error=self._lock_options):
+            self.cr &= ~self.OPTLOCK
+
+    def _lock(self) -> None:
+        self.cr |= self.LOCK
+
+    def _lock_options(self) -> None:
         self.cr |= self.OPTLOCK
-        raise BusFault(self.base + self.OPTKEYR, "wrong option key sequence; OPTLOCK set until reset")
 
     def _write_cr(self, value: int) -> None:
         if self.cr & self.LOCK:
@@ -997,7 +1007,7 @@ class FlashInterface(Peripheral):
             self.cr &= ~self.STRT  # cleared when the operation ends (at once here)
         self.cr &= ~(self.OPTSTRT | self.OBL_LAUNCH)  # option programming: not modelled
         if locks & self.LOCK:
-            self.keys = 0
+            self.unlock.received = 0
 
     # -- operations ---------------------------------------------------------------------------
     def _fail(self, flag: int) -> None:
