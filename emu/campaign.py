@@ -182,8 +182,10 @@ def golden_epochs(machine: Machine, pcs: int = 0) -> tuple[list[int], Sequence[i
     (0xFFFFFFFF where not recorded), else None. None where the
     state a power failure leaves is not decided by those writes alone: registers survive
     power-on (`volatile_init` "keep"), UART input is pending (a peripheral
-    read would consume it), or the run takes an interrupt (its entry is not a CPU write
-    the watch sees).
+    read would consume it), or an interrupt's exception frame goes to non-volatile memory
+    (a stack in FRAM or MRAM: the engine writes the frame, no CPU store the watch sees).
+    Interrupts stacked in SRAM change nothing a failure keeps; their handlers' stores are
+    CPU stores, watched like any other.
 
     Why these writes decide it: at a failure volatile memory, registers and peripherals
     are lost and power-on sets them from the boot number's fill; what survives is
@@ -196,7 +198,7 @@ def golden_epochs(machine: Machine, pcs: int = 0) -> tuple[list[int], Sequence[i
     if machine.link.rx:
         return None
     machine.power_on()
-    start, taken = engine.instructions, machine.interrupts_taken
+    start, frames = engine.instructions, machine.frames_outside_volatile
     writes: list[int] = []
     note = lambda kind, address, size, value, pc, index: writes.append(index)  # noqa: E731
     watched = [(r.start, r.end) for r in machine.board.regions if r.mmio or not r.volatile]
@@ -204,12 +206,12 @@ def golden_epochs(machine: Machine, pcs: int = 0) -> tuple[list[int], Sequence[i
     trace = engine.record_pcs(pcs) if pcs > 0 else None
     try:
         machine.step(machine.max_instructions)
-        interrupted = machine.interrupts_taken != taken
+        kept_frames = machine.frames_outside_volatile != frames
     finally:
         engine.watch_memory(None, None)
         engine.record_pcs(0)
         machine.reset()
-    return None if interrupted else (sorted({i - start for i in writes}), trace)
+    return None if kept_frames else (sorted({i - start for i in writes}), trace)
 
 
 def sample(golden_instructions: int, count: int, seed: int) -> list[int]:
@@ -438,7 +440,6 @@ class Campaign:
         """The trial's final result (for a pruned one: the ending it converged to, shifted
         to its own counts and UART bytes), recorded as the ending of every state it was
         probed in; whether it was pruned."""
-        m = self.machine
         pruned = result.outcome == "stopped"
         if pruned:
             hit, now, sent = self._hit

@@ -141,6 +141,9 @@ class Machine:
         self.supply: Supply | None = None  # set per power-on period by energy-driven runs
         self._connect_peripherals(self.bus.peripherals)
         self.interrupts_taken = 0  # interrupts accepted since the machine was created
+        #: of those, the ones whose exception frame did not go wholly into volatile memory
+        #: (a stack in FRAM or MRAM): the engine writes it, no CPU store a watch would see
+        self.frames_outside_volatile = 0
         self.engine = engine or create_engine(board.arch)
         self.engine.map([Mapping(r.start, r.size, r.access, r.mmio) for r in board.regions], self.bus)
         self._flash(image)
@@ -445,11 +448,14 @@ class Machine:
                         if engine.interrupt_masked(p.irq, p.irq_priority):
                             held = True
                         else:
+                            sp = engine.read_register("sp")
                             try:
                                 engine.interrupt(p.irq)
                             except ValueError as exc:  # e.g. the stack pointer is not in RAM
                                 return EngineStop(StopKind.FAULT, engine.pc, f"interrupt entry failed: {exc}")
                             self.interrupts_taken += 1
+                            if not self._in_volatile(sp - _EXCEPTION_FRAME[self.board.arch], sp):
+                                self.frames_outside_volatile += 1
                         break
             period = now - self._period_start
             for p in self._irq_sources:
@@ -468,6 +474,10 @@ class Machine:
             stop = engine.run(chunk)
             if stop.kind != StopKind.LIMIT or engine.instructions >= end:
                 return stop
+
+    def _in_volatile(self, start: int, end: int) -> bool:
+        """Whether [start, end) lies in one volatile region."""
+        return any(r.start <= start and end <= r.end for r in self._volatile)
 
     # -- running ------------------------------------------------------------------------
     def run(self, fail_after: Iterable[int] | None = None, max_instructions: int | None = None,
@@ -613,6 +623,10 @@ class Machine:
 
 
 _POOL_SLACK = 1 << 16
+
+# the most an interrupt entry pushes below SP: PC and SR on the MSP430; on the Cortex-M
+# eight words and an alignment pad (the engine stacks no FP context)
+_EXCEPTION_FRAME = {"msp430": 4, "cortex-m": 0x24}
 
 # where power-on reads the reset vectors: (address, bytes)
 _RESET_VECTORS = {"msp430": (0xFFFE, 2), "cortex-m": (0x0800_0000, 8)}

@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable
 
@@ -41,7 +41,7 @@ from emu.vectors import Vector
 from hil.psu import PsuError
 
 from .board import Board
-from .errors import ConsoleError, ConsoleTimeout, FlashError, HilError
+from .errors import ConsoleError, FlashError, HilError
 
 __all__ = ["VectorOutcome", "PowerPlan", "Reporter", "run_rack", "run_vector_on_board",
            "wait_idle"]

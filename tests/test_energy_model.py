@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import emu
-from emu.campaign import EnergyCampaign, Sweep, _shifted
+from emu.campaign import Sweep, _shifted
 from emu.cli import main
 from emu.errors import EmuError
 from emu.power import TraceHarvester, power_config, run_energy

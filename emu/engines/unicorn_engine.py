@@ -1114,7 +1114,6 @@ class UnicornEngine(Engine):
         context = None
         if state is None:
             self._snap_pages()
-            c = self._c
             pages, digests = self._base, self._digest
             shadow = tuple(sorted((k, bytes(v)) for k, v in self._mmio_shadow.items()))
             if ranges is None:

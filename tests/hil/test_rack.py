@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
