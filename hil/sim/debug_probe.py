@@ -138,6 +138,7 @@ from emu.elf import ElfImage, Segment
 from emu.engines import Access, StopKind
 from emu.machine import Machine
 from emu.peripherals import Peripheral
+from emu.peripherals.base import part, with_part
 
 __all__ = ["SimulatedDebugProbe", "SimulatedTarget", "FlashInterface", "FlashMemory", "BusFault",
            "DPIDR", "AHB_AP_IDR", "FLASH_KEYS", "FLASH_OPTKEYS"]
@@ -952,7 +953,7 @@ class FlashInterface(Peripheral):
             value = {self.ACR: self.acr, self.SR: self.sr, self.CR: self.cr}[word]
         else:  # option byte registers; the key registers and the rest read as zero
             value = next((self.options[name] for name, (off, _) in self.OPTION_BYTES.items() if off == word), 0)
-        return value >> 8 * (offset & 3) & ((1 << 8 * size) - 1)
+        return part(value, offset, size, 4)
 
     def write(self, offset: int, size: int, value: int) -> None:
         if self.before_access:
@@ -961,7 +962,7 @@ class FlashInterface(Peripheral):
         if size != 4 or offset & 3:
             if word in (self.KEYR, self.OPTKEYR):
                 raise BusFault(self.base + offset, "flash key registers take word writes")
-            value = self._merge(word, offset, size, value)
+            value = with_part(self.read(word, 4), offset, size, value, 4)
         if word == self.ACR:
             self.acr = value & 0x7F07
         elif word == self.KEYR:
@@ -973,11 +974,6 @@ class FlashInterface(Peripheral):
         elif word == self.CR:
             self._write_cr(value)
         # (PDKEYR, ECCR, option registers: writes have no modelled effect)
-
-    def _merge(self, word: int, offset: int, size: int, value: int) -> int:
-        old = self.read(word, 4)
-        shift, mask = 8 * (offset & 3), (1 << 8 * size) - 1
-        return old & ~(mask << shift) | (value & mask) << shift
 
     def _key(self, value: int) -> None:
         if self.unlock.feed(value, locked=bool(self.cr & self.LOCK), on_error=self._lock):
@@ -1304,8 +1300,7 @@ _ROM_ID = _identification(_ST, 0x415, 0, _ROM)  # the STM32L47x ROM table: ST, t
 
 
 def _word(regs: dict[int, int], offset: int, size: int) -> int:
-    word = regs.get(offset & ~3, 0)
-    return word >> 8 * (offset & 3) & ((1 << 8 * size) - 1)
+    return part(regs.get(offset & ~3, 0), offset, size, 4)
 
 
 class _DebugPeripheral(Peripheral):
@@ -1396,7 +1391,7 @@ class _Fpb(_DebugPeripheral):
             value = self.comps[(word - 8) // 4]
         else:
             value = 0
-        return value >> 8 * (offset & 3) & ((1 << 8 * size) - 1)
+        return part(value, offset, size, 4)
 
     def write(self, offset: int, size: int, value: int) -> None:
         word = offset & ~3
@@ -1459,7 +1454,7 @@ class _CoreDebug(_DebugPeripheral):
     def read(self, offset: int, size: int) -> int:
         word = offset & ~3
         value = self.target.read_dhcsr() if word == 0 else self.target.dcrdr if word == 8 else 0
-        return value >> 8 * (offset & 3) & ((1 << 8 * size) - 1)
+        return part(value, offset, size, 4)
 
     def write(self, offset: int, size: int, value: int) -> None:
         if size != 4:
@@ -1505,7 +1500,7 @@ class _Dfsr(_DebugPeripheral):
         self.target = target
 
     def read(self, offset: int, size: int) -> int:
-        return self.target.dfsr >> 8 * offset & ((1 << 8 * size) - 1)
+        return part(self.target.dfsr, offset, size, 4)
 
     def write(self, offset: int, size: int, value: int) -> None:
         self.target.dfsr &= ~(value << 8 * offset) & 0x1F
