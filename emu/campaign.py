@@ -155,23 +155,31 @@ def nv_writers(machine: Machine) -> tuple[list[int], int]:
     """(the i whose instruction - the one that runs after i have retired - writes
     non-volatile memory in the golden run, N). Watches the CPU's writes to the board's
     non-volatile regions (`Engine.watch_memory`)."""
+    writers, n, _, _ = _watched_golden_run(machine, [(r.start, r.end) for r in machine.board.nonvolatile_regions])
+    return writers, n
+
+
+def _watched_golden_run(machine: Machine, ranges: list[tuple[int, int]],
+                        pcs: int = 0) -> tuple[list[int], int, Sequence[int] | None, bool]:
+    """The golden run from the flashed state, watched: (the sorted i whose instruction
+    writes into `ranges`, N, the PCs `Engine.record_pcs(pcs)` recorded (None for
+    `pcs` 0 or where the engine cannot), whether an interrupt's exception frame went
+    outside volatile memory). The machine is reset before and after."""
     engine = machine.engine
     machine.reset()
     machine.power_on()
+    frames = machine.frames_outside_volatile
     writers: set[int] = set()
-
-    def note(kind: str, address: int, size: int, value, pc: int, index: int) -> None:
-        if kind == "w":
-            writers.add(index)
-
-    engine.watch_memory([(r.start, r.end) for r in machine.board.nonvolatile_regions], note)
+    engine.watch_memory(ranges, lambda kind, address, size, value, pc, index: writers.add(index), "w")
+    trace = engine.record_pcs(pcs) if pcs > 0 else None
     try:
         machine.step(machine.max_instructions)
-        n = engine.instructions
+        n, kept_frames = engine.instructions, machine.frames_outside_volatile != frames
     finally:
         engine.watch_memory(None, None)
+        engine.record_pcs(0)
         machine.reset()
-    return sorted(writers), n
+    return sorted(writers), n, trace, kept_frames
 
 
 def golden_epochs(machine: Machine, pcs: int = 0) -> tuple[list[int], Sequence[int] | None] | None:
@@ -193,25 +201,12 @@ def golden_epochs(machine: Machine, pcs: int = 0) -> tuple[list[int], Sequence[i
     register writes) and pending input (none here)."""
     if machine.volatile_init == "keep":
         return None
-    engine = machine.engine
     machine.reset()
     if machine.link.rx:
         return None
-    machine.power_on()
-    start, frames = engine.instructions, machine.frames_outside_volatile
-    writes: list[int] = []
-    note = lambda kind, address, size, value, pc, index: writes.append(index)  # noqa: E731
     watched = [(r.start, r.end) for r in machine.board.regions if r.mmio or not r.volatile]
-    engine.watch_memory(watched, note, "w")
-    trace = engine.record_pcs(pcs) if pcs > 0 else None
-    try:
-        machine.step(machine.max_instructions)
-        kept_frames = machine.frames_outside_volatile != frames
-    finally:
-        engine.watch_memory(None, None)
-        engine.record_pcs(0)
-        machine.reset()
-    return None if kept_frames else (sorted({i - start for i in writes}), trace)
+    writes, _, trace, kept_frames = _watched_golden_run(machine, watched, pcs)
+    return None if kept_frames else (writes, trace)
 
 
 def sample(golden_instructions: int, count: int, seed: int) -> list[int]:
